@@ -1,0 +1,14 @@
+//! Tags and audio properties of one audio file, as plain data.
+//!
+//! `Track` is what every other crate sees of an audio file's contents: the scanner fills it from
+//! lofty ([`read_track`]), the DB stores and loads it, the layout renders paths from it.
+
+mod formats;
+#[cfg(feature = "read")]
+mod read;
+mod track;
+
+pub use formats::{AUDIO_EXTENSIONS, audio_extension};
+#[cfg(feature = "read")]
+pub use read::{TagError, read_track};
+pub use track::{Track, parse_year};
