@@ -1,1 +1,26 @@
-pub fn x(){}
+//! The musicfs database: the single source of truth for the library and its virtual tree.
+//!
+//! - [`schema`]: opens a DB for writing, applies the migrations in `sql/`, refuses foreign or
+//!   newer DBs.
+//! - [`ReadPool`]: read-only WAL connections for the mount and the scanner's comparisons.
+//! - [`queries`]: every read query, as prepared cached statements.
+//! - [`Writer`]: the only code that changes rows; keeps files, entries and dirs consistent in
+//!   each transaction.
+
+mod error;
+mod pathbytes;
+mod pool;
+pub mod queries;
+pub mod schema;
+mod writer;
+
+pub use error::DbError;
+pub use pathbytes::PathBytes;
+pub use pool::{PoolOptions, ReadPool};
+pub use schema::SCHEMA_VERSION;
+pub use writer::{FileRecord, NamePolicy, StoredTrack, Writer};
+
+/// The FUSE inode of the root directory.
+pub const ROOT_ID: i64 = 1;
+
+pub type Result<T, E = DbError> = std::result::Result<T, E>;

@@ -1,0 +1,181 @@
+//! Every read query, as prepared cached statements. `EXPLAIN QUERY PLAN` tests
+//! (tests/query_plans.rs) guard that each one is an index search, never a table scan.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::QueryContext;
+use crate::{PathBytes, Result};
+
+/// One entry of the virtual tree with the attributes `getattr` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRow {
+    /// The FUSE inode.
+    pub id: i64,
+    /// None only for the root.
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir { nentries: i64, mtime_ns: i64 },
+    File { file_id: i64, size: i64, mtime_ns: i64 },
+}
+
+/// What the scanner compares against the disk: one stored file of one folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub id: i64,
+    pub name: Vec<u8>,
+    pub size: i64,
+    pub mtime_ns: i64,
+}
+
+macro_rules! entry_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT e.id, e.parent_id, e.name, e.file_id, f.size, f.mtime_ns, d.nentries, d.mtime_ns \
+             FROM entries e LEFT JOIN files f ON f.id = e.file_id LEFT JOIN dirs d ON d.id = e.id ",
+            $where
+        )
+    };
+}
+
+pub const LOOKUP: &str = entry_select!("WHERE e.parent_id = ?1 AND e.name = ?2");
+pub const ENTRY: &str = entry_select!("WHERE e.id = ?1");
+pub const READDIR_PAGE: &str =
+    entry_select!("WHERE e.parent_id = ?1 AND e.id > ?2 ORDER BY e.id LIMIT ?3");
+pub const FOLDER_ID: &str = "SELECT id FROM folders WHERE origin_id = ?1 AND path = ?2";
+pub const CHILD_FOLDERS: &str = "SELECT id, path FROM folders WHERE parent_id = ?1";
+pub const FOLDER_FILES: &str =
+    "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1";
+pub const FILE_IN_FOLDER: &str =
+    "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1 AND name = ?2";
+pub const BACKING_PATH: &str = "SELECT o.root, d.path, f.name FROM files f \
+     JOIN folders d ON d.id = f.folder_id JOIN origins o ON o.id = d.origin_id WHERE f.id = ?1";
+pub const ORIGIN_HAS_FILES: &str = "SELECT EXISTS (SELECT 1 FROM folders d \
+     JOIN files f ON f.folder_id = d.id WHERE d.origin_id = ?1)";
+
+fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
+    let file_id: Option<i64> = r.get(3)?;
+    let kind = match file_id {
+        Some(file_id) => EntryKind::File {
+            file_id,
+            size: r.get(4)?,
+            mtime_ns: r.get(5)?,
+        },
+        None => EntryKind::Dir {
+            nentries: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+            mtime_ns: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+        },
+    };
+    Ok(EntryRow {
+        id: r.get(0)?,
+        parent_id: r.get(1)?,
+        name: r.get(2)?,
+        kind,
+    })
+}
+
+fn stored_file(r: &Row<'_>) -> rusqlite::Result<StoredFile> {
+    Ok(StoredFile {
+        id: r.get(0)?,
+        name: r.get::<_, PathBytes>(1)?.into_vec(),
+        size: r.get(2)?,
+        mtime_ns: r.get(3)?,
+    })
+}
+
+/// The entry named `name` in directory `parent`.
+pub fn lookup(conn: &Connection, parent: i64, name: &str) -> Result<Option<EntryRow>> {
+    let mut stmt = conn.prepare_cached(LOOKUP).ctx("lookup")?;
+    stmt.query_row(params![parent, name], entry_row)
+        .optional()
+        .ctx("lookup")
+}
+
+/// The entry with inode `id`.
+pub fn entry(conn: &Connection, id: i64) -> Result<Option<EntryRow>> {
+    let mut stmt = conn.prepare_cached(ENTRY).ctx("entry")?;
+    stmt.query_row(params![id], entry_row).optional().ctx("entry")
+}
+
+/// Up to `limit` entries of directory `dir` with inode greater than `after`, in inode order.
+/// Inodes only grow, so paging by the last inode seen never loses or repeats an entry that
+/// stays in the directory while the scanner writes.
+pub fn readdir_page(conn: &Connection, dir: i64, after: i64, limit: u32) -> Result<Vec<EntryRow>> {
+    let mut stmt = conn.prepare_cached(READDIR_PAGE).ctx("readdir_page")?;
+    let rows = stmt
+        .query_map(params![dir, after, limit], entry_row)
+        .ctx("readdir_page")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("readdir_page")
+}
+
+/// The id of the folder at `path` (relative, '' for the root) of an origin.
+pub fn folder_id(conn: &Connection, origin_id: i64, path: &[u8]) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(FOLDER_ID).ctx("folder_id")?;
+    stmt.query_row(params![origin_id, PathBytes::borrowed(path)], |r| r.get(0))
+        .optional()
+        .ctx("folder_id")
+}
+
+/// Direct subfolders of a folder: (id, relative path).
+pub fn child_folders(conn: &Connection, folder_id: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut stmt = conn.prepare_cached(CHILD_FOLDERS).ctx("child_folders")?;
+    let rows = stmt
+        .query_map(params![folder_id], |r| {
+            Ok((r.get(0)?, r.get::<_, PathBytes>(1)?.into_vec()))
+        })
+        .ctx("child_folders")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("child_folders")
+}
+
+/// The stored files directly in one folder (bounded by that folder's size).
+pub fn folder_files(conn: &Connection, folder_id: i64) -> Result<Vec<StoredFile>> {
+    let mut stmt = conn.prepare_cached(FOLDER_FILES).ctx("folder_files")?;
+    let rows = stmt
+        .query_map(params![folder_id], stored_file)
+        .ctx("folder_files")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("folder_files")
+}
+
+/// The stored file at `path` relative to an origin root.
+pub fn file_by_path(conn: &Connection, origin_id: i64, path: &[u8]) -> Result<Option<StoredFile>> {
+    let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&b""[..], path),
+    };
+    let Some(folder) = folder_id(conn, origin_id, dir)? else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(FILE_IN_FOLDER).ctx("file_by_path")?;
+    stmt.query_row(params![folder, PathBytes::borrowed(name)], stored_file)
+        .optional()
+        .ctx("file_by_path")
+}
+
+/// Absolute path bytes of a file's backing file.
+pub fn backing_path(conn: &Connection, file_id: i64) -> Result<Option<Vec<u8>>> {
+    let mut stmt = conn.prepare_cached(BACKING_PATH).ctx("backing_path")?;
+    stmt.query_row(params![file_id], |r| {
+        let mut out = r.get::<_, PathBytes>(0)?.into_vec();
+        let dir = r.get::<_, PathBytes>(1)?.into_vec();
+        if !dir.is_empty() {
+            out.push(b'/');
+            out.extend_from_slice(&dir);
+        }
+        out.push(b'/');
+        out.extend_from_slice(&r.get::<_, PathBytes>(2)?.0);
+        Ok(out)
+    })
+    .optional()
+    .ctx("backing_path")
+}
+
+/// Whether any file is stored for an origin (the mass-delete guard).
+pub fn origin_has_files(conn: &Connection, origin_id: i64) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(ORIGIN_HAS_FILES).ctx("origin_has_files")?;
+    stmt.query_row(params![origin_id], |r| r.get(0))
+        .ctx("origin_has_files")
+}

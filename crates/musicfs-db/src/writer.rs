@@ -1,0 +1,472 @@
+//! The single writer: every change to the library goes through here, in transactions that
+//! leave files, entries and dirs consistent at every commit (a scanner killed at any instant
+//! loses at most the open batch).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use musicfs_tags::Track;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::QueryContext;
+use crate::{PathBytes, ROOT_ID, Result, schema};
+
+/// One audio file as the scanner saw it.
+#[derive(Debug, Clone)]
+pub struct FileRecord<'a> {
+    pub name: &'a [u8],
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub ext: &'a str,
+    pub track: &'a Track,
+    pub scan_error: Option<&'a str>,
+}
+
+/// Naming rules of the virtual tree, supplied by the layout: the DB crate stores names, the
+/// layout decides them.
+pub trait NamePolicy {
+    /// The `n`-th (n ≥ 2) alternative for a taken name; `ext` is "" for directories.
+    fn disambiguate(&self, name: &str, ext: &str, n: u32) -> String;
+    /// The collision key in case-insensitive mode; `None` in case-sensitive mode.
+    fn fold(&self, name: &str) -> Option<String>;
+}
+
+/// A stored file with its tags, for re-rendering the tree without reading audio.
+#[derive(Debug, Clone)]
+pub struct StoredTrack {
+    pub id: i64,
+    pub name: Vec<u8>,
+    pub ext: String,
+    pub track: Track,
+}
+
+pub struct Writer {
+    conn: Connection,
+    in_tx: bool,
+    now_ns: i64,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+const TRACK_COLUMNS: &str = "format, duration_ms, bitrate_kbps, sample_rate, bit_depth, channels, \
+     title, artist, album, albumartist, genre, date, year, track, tracktotal, disc, disctotal, \
+     compilation";
+
+fn track_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Track> {
+    Ok(Track {
+        format: r.get(at)?,
+        duration_ms: r.get::<_, Option<i64>>(at + 1)?.map(|d| d.max(0) as u64),
+        bitrate_kbps: r.get(at + 2)?,
+        sample_rate: r.get(at + 3)?,
+        bit_depth: r.get(at + 4)?,
+        channels: r.get(at + 5)?,
+        title: r.get(at + 6)?,
+        artist: r.get(at + 7)?,
+        album: r.get(at + 8)?,
+        albumartist: r.get(at + 9)?,
+        genre: r.get(at + 10)?,
+        date: r.get(at + 11)?,
+        // at + 12 is `year`, derived from date
+        track: r.get(at + 13)?,
+        tracktotal: r.get(at + 14)?,
+        disc: r.get(at + 15)?,
+        disctotal: r.get(at + 16)?,
+        compilation: r.get::<_, Option<i64>>(at + 17)? == Some(1),
+    })
+}
+
+impl Writer {
+    pub fn open(path: &Path) -> Result<Writer> {
+        Ok(Writer {
+            conn: schema::open_writer(path)?,
+            in_tx: false,
+            now_ns: now_ns(),
+        })
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts a write transaction (IMMEDIATE: takes the write lock now, not at first write).
+    pub fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").ctx("begin")?;
+        self.in_tx = true;
+        self.now_ns = now_ns();
+        Ok(())
+    }
+
+    pub fn commit(&mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").ctx("commit")?;
+        self.in_tx = false;
+        Ok(())
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.in_tx
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")
+            .ctx("setting")?
+            .query_row(params![key], |r| r.get(0))
+            .optional()
+            .ctx("setting")
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")
+            .ctx("set_setting")?
+            .execute(params![key, value])
+            .ctx("set_setting")?;
+        Ok(())
+    }
+
+    /// Replaces the stored views (layout templates).
+    pub fn replace_views(&self, views: &[(String, String)]) -> Result<()> {
+        self.conn.execute("DELETE FROM views", []).ctx("replace_views")?;
+        for (name, template) in views {
+            self.conn
+                .execute(
+                    "INSERT INTO views (name, template) VALUES (?1, ?2)",
+                    params![name, template],
+                )
+                .ctx("replace_views")?;
+        }
+        Ok(())
+    }
+
+    /// The id of the origin rooted at `root`, created if new.
+    pub fn origin(&self, root: &[u8]) -> Result<i64> {
+        let root = PathBytes::borrowed(root);
+        self.conn
+            .prepare_cached("INSERT INTO origins (root) VALUES (?1) ON CONFLICT (root) DO NOTHING")
+            .ctx("origin")?
+            .execute(params![root])
+            .ctx("origin")?;
+        self.conn
+            .prepare_cached("SELECT id FROM origins WHERE root = ?1")
+            .ctx("origin")?
+            .query_row(params![root], |r| r.get(0))
+            .ctx("origin")
+    }
+
+    /// The id of folder `path` of an origin, created with its missing parents.
+    pub fn folder(&self, origin_id: i64, path: &[u8]) -> Result<i64> {
+        if let Some(id) = crate::queries::folder_id(&self.conn, origin_id, path)? {
+            return Ok(id);
+        }
+        let parent = if path.is_empty() {
+            None
+        } else {
+            let parent_path = match path.iter().rposition(|&b| b == b'/') {
+                Some(i) => &path[..i],
+                None => &b""[..],
+            };
+            Some(self.folder(origin_id, parent_path)?)
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO folders (origin_id, parent_id, path) VALUES (?1, ?2, ?3) RETURNING id",
+            )
+            .ctx("folder")?
+            .query_row(
+                params![origin_id, parent, PathBytes::borrowed(path)],
+                |r| r.get(0),
+            )
+            .ctx("folder")
+    }
+
+    /// Inserts or updates a file row; returns its id (unchanged for an existing file).
+    pub fn put_file(&self, folder_id: i64, rec: &FileRecord) -> Result<i64> {
+        let t = rec.track;
+        let sql = format!(
+            "INSERT INTO files (folder_id, name, size, mtime_ns, ext, scan_error, scanned_ns, \
+             {TRACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+             ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
+             ON CONFLICT (folder_id, name) DO UPDATE SET size = excluded.size, \
+             mtime_ns = excluded.mtime_ns, ext = excluded.ext, scan_error = excluded.scan_error, \
+             scanned_ns = excluded.scanned_ns, format = excluded.format, \
+             duration_ms = excluded.duration_ms, bitrate_kbps = excluded.bitrate_kbps, \
+             sample_rate = excluded.sample_rate, bit_depth = excluded.bit_depth, \
+             channels = excluded.channels, title = excluded.title, artist = excluded.artist, \
+             album = excluded.album, albumartist = excluded.albumartist, genre = excluded.genre, \
+             date = excluded.date, year = excluded.year, track = excluded.track, \
+             tracktotal = excluded.tracktotal, disc = excluded.disc, disctotal = excluded.disctotal, \
+             compilation = excluded.compilation RETURNING id"
+        );
+        self.conn
+            .prepare_cached(&sql)
+            .ctx("put_file")?
+            .query_row(
+                params![
+                    folder_id,
+                    PathBytes::borrowed(rec.name),
+                    rec.size,
+                    rec.mtime_ns,
+                    rec.ext,
+                    rec.scan_error,
+                    self.now_ns,
+                    t.format,
+                    t.duration_ms.map(|d| d as i64),
+                    t.bitrate_kbps,
+                    t.sample_rate,
+                    t.bit_depth,
+                    t.channels,
+                    t.title,
+                    t.artist,
+                    t.album,
+                    t.albumartist,
+                    t.genre,
+                    t.date,
+                    t.year(),
+                    t.track,
+                    t.tracktotal,
+                    t.disc,
+                    t.disctotal,
+                    t.compilation.then_some(1),
+                ],
+                |r| r.get(0),
+            )
+            .ctx("put_file")
+    }
+
+    /// Makes the file's entries match `placements` ((key, components) per view). Entries whose
+    /// key is unchanged are kept, with their inode; the others are removed and new ones added.
+    /// Returns how many entries were added or removed.
+    pub fn place(
+        &self,
+        file_id: i64,
+        placements: &[(i64, &[String])],
+        ext: &str,
+        policy: &dyn NamePolicy,
+    ) -> Result<usize> {
+        let existing: Vec<(i64, i64, i64)> = self
+            .conn
+            .prepare_cached("SELECT id, parent_id, render_key FROM entries WHERE file_id = ?1")
+            .ctx("place")?
+            .query_map(params![file_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .ctx("place")?
+            .collect::<rusqlite::Result<_>>()
+            .ctx("place")?;
+        let wanted: HashSet<i64> = placements.iter().map(|(k, _)| *k).collect();
+        let have: HashSet<i64> = existing.iter().map(|e| e.2).collect();
+        let mut changes = 0;
+        for &(id, parent, key) in &existing {
+            if !wanted.contains(&key) {
+                self.remove_entry(id, parent)?;
+                changes += 1;
+            }
+        }
+        for (key, components) in placements {
+            if have.contains(key) || components.is_empty() {
+                continue;
+            }
+            let (dirs, file) = components.split_at(components.len() - 1);
+            let mut parent = ROOT_ID;
+            for dir in dirs {
+                parent = self.ensure_dir(parent, dir, policy)?;
+            }
+            let name = self.free_name(parent, &file[0], ext, policy)?;
+            self.insert_entry(parent, &name, Some((file_id, *key)), policy)?;
+            changes += 1;
+        }
+        Ok(changes)
+    }
+
+    /// Removes a file with its entries (pruning directories left empty) and chunks.
+    pub fn remove_file(&self, file_id: i64) -> Result<()> {
+        let entries: Vec<(i64, i64)> = self
+            .conn
+            .prepare_cached("SELECT id, parent_id FROM entries WHERE file_id = ?1")
+            .ctx("remove_file")?
+            .query_map(params![file_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("remove_file")?
+            .collect::<rusqlite::Result<_>>()
+            .ctx("remove_file")?;
+        for (id, parent) in entries {
+            self.remove_entry(id, parent)?;
+        }
+        self.conn
+            .prepare_cached("DELETE FROM chunks WHERE file_id = ?1")
+            .ctx("remove_file")?
+            .execute(params![file_id])
+            .ctx("remove_file")?;
+        self.conn
+            .prepare_cached("DELETE FROM files WHERE id = ?1")
+            .ctx("remove_file")?
+            .execute(params![file_id])
+            .ctx("remove_file")?;
+        Ok(())
+    }
+
+    /// Removes a folder, its subfolders and all their files. Returns the files removed.
+    pub fn remove_folder(&self, folder_id: i64) -> Result<u64> {
+        let mut removed = 0;
+        for (child, _) in crate::queries::child_folders(&self.conn, folder_id)? {
+            removed += self.remove_folder(child)?;
+        }
+        for file in crate::queries::folder_files(&self.conn, folder_id)? {
+            self.remove_file(file.id)?;
+            removed += 1;
+        }
+        self.conn
+            .prepare_cached("DELETE FROM folders WHERE id = ?1")
+            .ctx("remove_folder")?
+            .execute(params![folder_id])
+            .ctx("remove_folder")?;
+        Ok(removed)
+    }
+
+    /// Up to `limit` stored files with id > `after`, with their tags, in id order.
+    pub fn stored_tracks(&self, after: i64, limit: u32) -> Result<Vec<StoredTrack>> {
+        let sql = format!(
+            "SELECT id, name, ext, {TRACK_COLUMNS} FROM files WHERE id > ?1 ORDER BY id LIMIT ?2"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).ctx("stored_tracks")?;
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                Ok(StoredTrack {
+                    id: r.get(0)?,
+                    name: r.get::<_, PathBytes>(1)?.into_vec(),
+                    ext: r.get(2)?,
+                    track: track_from_row(r, 3)?,
+                })
+            })
+            .ctx("stored_tracks")?;
+        rows.collect::<rusqlite::Result<_>>().ctx("stored_tracks")
+    }
+
+    /// Finds (id, file_id) of the entry that `name` collides with in `parent`.
+    fn find(&self, parent: i64, name: &str, policy: &dyn NamePolicy) -> Result<Option<(i64, Option<i64>)>> {
+        let row = |r: &Row<'_>| Ok((r.get(0)?, r.get(1)?));
+        match policy.fold(name) {
+            Some(folded) => self
+                .conn
+                .prepare_cached("SELECT id, file_id FROM entries WHERE parent_id = ?1 AND name_fold = ?2")
+                .ctx("find")?
+                .query_row(params![parent, folded], row)
+                .optional()
+                .ctx("find"),
+            None => self
+                .conn
+                .prepare_cached("SELECT id, file_id FROM entries WHERE parent_id = ?1 AND name = ?2")
+                .ctx("find")?
+                .query_row(params![parent, name], row)
+                .optional()
+                .ctx("find"),
+        }
+    }
+
+    /// The directory `name` in `parent`, created if missing. A file already holding the name
+    /// pushes the directory to `name (2)`, `name (3)`, ...
+    fn ensure_dir(&self, parent: i64, name: &str, policy: &dyn NamePolicy) -> Result<i64> {
+        let mut n = 1;
+        loop {
+            let candidate = if n == 1 {
+                name.to_owned()
+            } else {
+                policy.disambiguate(name, "", n)
+            };
+            match self.find(parent, &candidate, policy)? {
+                Some((id, None)) => return Ok(id),
+                Some((_, Some(_))) => n += 1,
+                None => return self.insert_entry(parent, &candidate, None, policy),
+            }
+        }
+    }
+
+    /// The first free name among `name`, `name (2)`, ... in `parent`. Deterministic given the
+    /// directory's contents; an existing entry is never renamed, so names are stable.
+    fn free_name(&self, parent: i64, name: &str, ext: &str, policy: &dyn NamePolicy) -> Result<String> {
+        let mut n = 1;
+        loop {
+            let candidate = if n == 1 {
+                name.to_owned()
+            } else {
+                policy.disambiguate(name, ext, n)
+            };
+            if self.find(parent, &candidate, policy)?.is_none() {
+                return Ok(candidate);
+            }
+            n += 1;
+        }
+    }
+
+    fn insert_entry(
+        &self,
+        parent: i64,
+        name: &str,
+        file: Option<(i64, i64)>,
+        policy: &dyn NamePolicy,
+    ) -> Result<i64> {
+        let id: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO entries (parent_id, name, file_id, render_key, name_fold) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            )
+            .ctx("insert_entry")?
+            .query_row(
+                params![parent, name, file.map(|f| f.0), file.map(|f| f.1), policy.fold(name)],
+                |r| r.get(0),
+            )
+            .ctx("insert_entry")?;
+        if file.is_none() {
+            self.conn
+                .prepare_cached("INSERT INTO dirs (id, nentries, mtime_ns) VALUES (?1, 0, ?2)")
+                .ctx("insert_entry")?
+                .execute(params![id, self.now_ns])
+                .ctx("insert_entry")?;
+        }
+        self.touch_dir(parent, 1)?;
+        Ok(id)
+    }
+
+    /// Removes one entry and then every directory above it that it left empty (not the root).
+    fn remove_entry(&self, id: i64, parent: i64) -> Result<()> {
+        let (mut id, mut parent) = (id, parent);
+        loop {
+            self.conn
+                .prepare_cached("DELETE FROM dirs WHERE id = ?1")
+                .ctx("remove_entry")?
+                .execute(params![id])
+                .ctx("remove_entry")?;
+            self.conn
+                .prepare_cached("DELETE FROM entries WHERE id = ?1")
+                .ctx("remove_entry")?
+                .execute(params![id])
+                .ctx("remove_entry")?;
+            let left = self.touch_dir(parent, -1)?;
+            if left > 0 || parent == ROOT_ID {
+                return Ok(());
+            }
+            let grandparent: i64 = self
+                .conn
+                .prepare_cached("SELECT parent_id FROM entries WHERE id = ?1")
+                .ctx("remove_entry")?
+                .query_row(params![parent], |r| r.get(0))
+                .ctx("remove_entry")?;
+            (id, parent) = (parent, grandparent);
+        }
+    }
+
+    /// Adds `delta` to a directory's child count, stamps its mtime; returns the new count.
+    fn touch_dir(&self, dir: i64, delta: i64) -> Result<i64> {
+        self.conn
+            .prepare_cached(
+                "UPDATE dirs SET nentries = nentries + ?2, mtime_ns = ?3 WHERE id = ?1 \
+                 RETURNING nentries",
+            )
+            .ctx("touch_dir")?
+            .query_row(params![dir, delta, self.now_ns], |r| r.get(0))
+            .ctx("touch_dir")
+    }
+}

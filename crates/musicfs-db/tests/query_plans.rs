@@ -1,0 +1,59 @@
+//! Every hot query must be an index search: a full scan of `entries` or `files` at 10M rows
+//! is seconds, not microseconds.
+
+use musicfs_db::{Writer, queries};
+
+fn plan(conn: &rusqlite::Connection, sql: &str, nparams: usize) -> Vec<String> {
+    let params: Vec<i64> = vec![1; nparams];
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn assert_indexed(conn: &rusqlite::Connection, name: &str, sql: &str, nparams: usize) {
+    let lines = plan(conn, sql, nparams);
+    for line in &lines {
+        assert!(
+            (!line.starts_with("SCAN") || line == "SCAN CONSTANT ROW")
+                && !line.contains("TEMP B-TREE"),
+            "{name}: `{line}` in plan {lines:#?}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("SEARCH")),
+        "{name}: no index search in {lines:#?}"
+    );
+}
+
+#[test]
+fn hot_queries_use_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::open(&dir.path().join("m.db")).unwrap();
+    let c = writer.conn();
+    assert_indexed(c, "lookup(dir, name)", queries::LOOKUP, 2);
+    assert_indexed(c, "getattr(inode)", queries::ENTRY, 1);
+    assert_indexed(c, "readdir page", queries::READDIR_PAGE, 3);
+    assert_indexed(c, "folder by path", queries::FOLDER_ID, 2);
+    assert_indexed(c, "file by path", queries::FILE_IN_FOLDER, 2);
+    assert_indexed(c, "folder files", queries::FOLDER_FILES, 1);
+    assert_indexed(c, "child folders", queries::CHILD_FOLDERS, 1);
+    assert_indexed(c, "backing path", queries::BACKING_PATH, 1);
+    assert_indexed(c, "origin has files", queries::ORIGIN_HAS_FILES, 1);
+    assert_indexed(c, "entries of a file", "SELECT id FROM entries WHERE file_id = ?1", 1);
+    assert_indexed(
+        c,
+        "case-insensitive find",
+        "SELECT id FROM entries WHERE parent_id = ?1 AND name_fold = ?2",
+        2,
+    );
+}
+
+#[test]
+fn the_guard_catches_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::open(&dir.path().join("m.db")).unwrap();
+    let lines = plan(writer.conn(), "SELECT id FROM files WHERE title = ?1", 1);
+    assert!(lines.iter().any(|l| l.starts_with("SCAN")), "{lines:?}");
+}
