@@ -1,1 +1,11 @@
+//! Real audio files for tests and benchmarks, written from scratch: minimal but spec-valid
+//! containers (no encoder needed) tagged through lofty, so the scanner reads them exactly as it
+//! reads a user's files.
 
+pub mod audio;
+pub mod library;
+mod rng;
+
+pub use audio::{Format, write_hostile_opus, write_track};
+pub use library::{GeneratedFile, generate_library};
+pub use rng::Rng;

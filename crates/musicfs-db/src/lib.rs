@@ -24,3 +24,15 @@ pub use writer::{FileRecord, NamePolicy, StoredTrack, Writer};
 pub const ROOT_ID: i64 = 1;
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+/// The DB used when none is given: `$XDG_DATA_HOME/musicfs/library.db`, else
+/// `~/.local/share/musicfs/library.db`.
+pub fn default_db_path() -> Option<std::path::PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })?;
+    Some(data.join("musicfs").join("library.db"))
+}

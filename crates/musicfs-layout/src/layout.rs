@@ -120,7 +120,7 @@ impl Layout {
                     components.push(sanitize_component(part, ext));
                 }
                 Placement {
-                    key: placement_key(&view.name, &components),
+                    key: placement_key(&view.name, self.case_insensitive, &components),
                     components,
                 }
             })
@@ -138,9 +138,11 @@ impl Layout {
     }
 }
 
-fn placement_key(view: &str, components: &[String]) -> i64 {
+/// Includes the case mode: switching it re-places every entry (names fold differently).
+fn placement_key(view: &str, case_insensitive: bool, components: &[String]) -> i64 {
     let mut h = Xxh3::new();
     h.update(view.as_bytes());
+    h.update(&[case_insensitive as u8]);
     for c in components {
         h.update(b"\0");
         h.update(c.as_bytes());

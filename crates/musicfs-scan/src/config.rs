@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything one scan needs. The binary fills it from flags, environment and config file.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub db: PathBuf,
+    /// Origin roots to scan. Origins already in the DB but not named here are left alone.
+    pub roots: Vec<PathBuf>,
+    /// (view name, template). Empty: keep the layout stored in the DB (or the default).
+    pub templates: Vec<(String, String)>,
+    /// Names in one directory collide case-insensitively. `None`: keep the stored setting.
+    pub case_insensitive: Option<bool>,
+    /// Scan an origin root even when it is empty although the DB has files for it.
+    pub allow_empty: bool,
+    /// A write transaction commits after this many operations...
+    pub batch_ops: usize,
+    /// ...or after this long, so a running mount sees progress.
+    pub batch_time: Duration,
+    /// Worker threads for walking and tag reading (0: one per core).
+    pub threads: usize,
+    /// Draw a progress bar on stderr (only effective on a terminal).
+    pub progress: bool,
+}
+
+impl ScanConfig {
+    pub fn new(db: impl Into<PathBuf>, roots: Vec<PathBuf>) -> ScanConfig {
+        ScanConfig {
+            db: db.into(),
+            roots,
+            templates: Vec::new(),
+            case_insensitive: None,
+            allow_empty: false,
+            batch_ops: 5_000,
+            batch_time: Duration::from_secs(1),
+            threads: 0,
+            progress: false,
+        }
+    }
+}

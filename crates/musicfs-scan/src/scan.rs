@@ -1,0 +1,214 @@
+use std::fs;
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, mpsc};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use musicfs_db::{PoolOptions, ReadPool, Writer, queries};
+use musicfs_layout::Layout;
+
+use crate::lock::ScanLock;
+use crate::policy::LayoutPolicy;
+use crate::relayout::relayout;
+use crate::summary::Counters;
+use crate::walk::Walk;
+use crate::write::{self, Batching};
+use crate::{ScanConfig, ScanError, Summary};
+
+const LAYOUT_KEY: &str = "layout";
+const CASE_KEY: &str = "case_insensitive";
+/// Operations in flight between walkers and the writer: bounds scanner memory.
+const CHANNEL_OPS: usize = 4_096;
+
+/// Runs one scan: brings the DB in line with the origin roots in `cfg`.
+pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
+    let started = Instant::now();
+    let _lock = ScanLock::acquire(&cfg.db)?;
+    let mut writer = Writer::open(&cfg.db)?;
+    let layout = choose_layout(&writer, cfg)?;
+    let policy = LayoutPolicy {
+        case_insensitive: layout.case_insensitive,
+    };
+    let counters = Counters::default();
+
+    // Check every root before writing anything: a refused origin stops the whole scan.
+    let mut origins = Vec::with_capacity(cfg.roots.len());
+    for root in &cfg.roots {
+        origins.push(check_root(&writer, root, cfg.allow_empty)?);
+    }
+
+    if writer.setting(LAYOUT_KEY)?.as_deref() != Some(layout.fingerprint().as_str()) {
+        relayout(&mut writer, &layout, &policy, &counters)?;
+        writer.begin()?;
+        let views: Vec<(String, String)> = layout
+            .views
+            .iter()
+            .map(|v| (v.name.clone(), v.template.source().to_owned()))
+            .collect();
+        writer.replace_views(&views)?;
+        writer.set_setting(CASE_KEY, if layout.case_insensitive { "1" } else { "0" })?;
+        writer.set_setting(LAYOUT_KEY, &layout.fingerprint())?;
+        writer.commit()?;
+    }
+
+    let threads = if cfg.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        cfg.threads
+    };
+    let workers = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("musicfs-scan-{i}"))
+        .build()?;
+    let pool = ReadPool::open(
+        &cfg.db,
+        &PoolOptions {
+            max_size: threads as u32 + 2,
+            mmap_size: 256 << 20,
+        },
+    )?;
+    let progress = progress_bar(cfg.progress);
+    let stop = AtomicBool::new(false);
+    let db_error = Mutex::new(None);
+    let batching = Batching {
+        max_ops: cfg.batch_ops.max(1),
+        max_time: cfg.batch_time,
+    };
+
+    let (tx, rx) = mpsc::sync_channel(CHANNEL_OPS);
+    let write_result = std::thread::scope(|s| {
+        let writer_thread = s.spawn(|| {
+            let result = write::run(&mut writer, &rx, &batching, &policy, &counters);
+            drop(rx); // walkers see the writer gone and stop
+            result
+        });
+        for (origin_id, root) in &origins {
+            let walk = Walk {
+                pool: &pool,
+                tx: tx.clone(),
+                layout: &layout,
+                counters: &counters,
+                progress: &progress,
+                origin_id: *origin_id,
+                root,
+                stop: &stop,
+                db_error: &db_error,
+            };
+            workers.install(|| walk.folder(Vec::new()));
+        }
+        drop(tx);
+        writer_thread.join().expect("writer thread panicked")
+    });
+    progress.finish_and_clear();
+    write_result?;
+    if let Some(err) = db_error.into_inner().unwrap() {
+        return Err(err.into());
+    }
+    let summary = counters.summary(started.elapsed().as_secs_f64());
+    if summary.added + summary.changed + summary.removed + summary.relayout > 0 {
+        // Keep the WAL small for readers; PASSIVE never blocks a mount.
+        let _ = writer.conn().execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+    }
+    Ok(summary)
+}
+
+/// Templates from the config, else those stored in the DB, else the default.
+fn choose_layout(writer: &Writer, cfg: &ScanConfig) -> Result<Layout, ScanError> {
+    let stored_case = writer.setting(CASE_KEY)?.map(|v| v == "1");
+    let case_insensitive = cfg.case_insensitive.or(stored_case).unwrap_or(false);
+    if !cfg.templates.is_empty() {
+        return Ok(Layout::new(&cfg.templates, case_insensitive)?);
+    }
+    let mut stmt = writer
+        .conn()
+        .prepare("SELECT name, template FROM views ORDER BY id")
+        .map_err(|source| musicfs_db::DbError::Query {
+            query: "views",
+            source,
+        })?;
+    let stored: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(|source| musicfs_db::DbError::Query {
+            query: "views",
+            source,
+        })?;
+    if stored.is_empty() {
+        let mut layout = Layout::default_layout();
+        layout.case_insensitive = case_insensitive;
+        Ok(layout)
+    } else {
+        Ok(Layout::new(&stored, case_insensitive)?)
+    }
+}
+
+/// Resolves a root and applies the never-delete-on-doubt rules. Returns (origin id, root).
+fn check_root(
+    writer: &Writer,
+    root: &Path,
+    allow_empty: bool,
+) -> Result<(i64, PathBuf), ScanError> {
+    let absolute = std::path::absolute(root).map_err(|source| ScanError::BadRoot {
+        root: root.to_owned(),
+        source,
+    })?;
+    let canonical = fs::canonicalize(&absolute).unwrap_or_else(|_| absolute.clone());
+    let known_files = |path: &Path| -> Result<bool, ScanError> {
+        let origin: Option<i64> = writer
+            .conn()
+            .query_row(
+                "SELECT id FROM origins WHERE root = ?1",
+                [musicfs_db::PathBytes::borrowed(path.as_os_str().as_bytes())],
+                |r| r.get(0),
+            )
+            .ok();
+        Ok(match origin {
+            Some(id) => queries::origin_has_files(writer.conn(), id)?,
+            None => false,
+        })
+    };
+    let refuse = |reason: String| ScanError::Refused {
+        root: canonical.clone(),
+        reason,
+    };
+    let mut listing = match fs::read_dir(&canonical) {
+        Ok(listing) => listing,
+        Err(err) if known_files(&canonical)? => {
+            return Err(refuse(format!(
+                "it cannot be read ({err}) but the database has files from it; \
+                 is the disk mounted? Nothing was changed"
+            )));
+        }
+        Err(source) => {
+            return Err(ScanError::BadRoot {
+                root: canonical,
+                source,
+            });
+        }
+    };
+    if listing.next().is_none() && known_files(&canonical)? && !allow_empty {
+        return Err(refuse(
+            "it is empty but the database has files from it; is the disk mounted? \
+             Pass --allow-empty to remove them. Nothing was changed"
+                .to_owned(),
+        ));
+    }
+    let origin_id = writer.origin(canonical.as_os_str().as_bytes())?;
+    Ok((origin_id, canonical))
+}
+
+fn progress_bar(wanted: bool) -> ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {human_pos} files  {per_sec}  {elapsed}")
+            .expect("valid progress template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
