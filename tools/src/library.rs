@@ -82,7 +82,7 @@ pub fn generate_library(root: &Path, n: usize, seed: u64) -> anyhow::Result<Vec<
                     }
                     let mut title = words(&mut rng, 4);
                     if rng.chance(1) {
-                        title = "Long ".repeat(80); // over 255 bytes once rendered
+                        title = "Long ".repeat(80).trim_end().to_owned(); // over 255 bytes rendered
                     }
                     let untagged = rng.chance(3);
                     let track = if untagged {

@@ -7,6 +7,7 @@
 //! - [`Writer`]: the only code that changes rows; keeps files, entries and dirs consistent in
 //!   each transaction.
 
+mod check;
 mod error;
 mod pathbytes;
 mod pool;
@@ -14,6 +15,7 @@ pub mod queries;
 pub mod schema;
 mod writer;
 
+pub use check::check_consistency;
 pub use error::DbError;
 pub use pathbytes::PathBytes;
 pub use pool::{PoolOptions, ReadPool};

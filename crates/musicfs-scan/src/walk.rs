@@ -186,11 +186,17 @@ impl Walk<'_> {
                 }
             }
         }
-        to_read.into_par_iter().for_each(|(name, size, mtime, changed)| {
+        // Read in parallel, send in name order: which of two colliding files in one folder
+        // gets the plain name must not depend on thread timing.
+        to_read.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let puts: Vec<(PutFile, bool)> = to_read
+            .into_par_iter()
+            .map(|(name, size, mtime, changed)| (self.read(rel, dir, name, size, mtime), changed))
+            .collect();
+        for (put, changed) in puts {
             if self.stop.load(Ordering::Relaxed) {
-                return;
+                break;
             }
-            let put = self.read(rel, dir, name, size, mtime);
             let counter = if changed {
                 &self.counters.changed
             } else {
@@ -199,7 +205,7 @@ impl Walk<'_> {
             Counters::bump(counter, 1);
             self.progress.inc(1);
             self.send(Op::Put(Box::new(put)));
-        });
+        }
         Ok(listing.subdirs)
     }
 

@@ -1,0 +1,299 @@
+mod common;
+
+use std::os::unix::ffi::OsStrExt;
+
+use common::*;
+use musicfs_db::queries;
+use musicfs_layout::{FileName, Layout};
+use musicfs_scan::{ScanError, scan};
+use musicfs_tags::Track;
+use musicfs_tools::{Format, write_track};
+
+#[test]
+fn indexes_every_fixture_file_with_its_tags() {
+    let fx = fixture(250, 7);
+    let summary = fx.scan();
+    assert_eq!(summary.added, fx.files.len() as u64);
+    assert_eq!(summary.errors, 0);
+    assert_consistent(&fx.db);
+
+    let conn = fx.conn();
+    let origin: i64 = conn.query_row("SELECT id FROM origins", [], |r| r.get(0)).unwrap();
+    let layout = Layout::default_layout();
+    for f in &fx.files {
+        let rel = f.path.strip_prefix(&fx.root).unwrap().as_os_str().as_bytes();
+        let stored = queries::file_by_path(&conn, origin, rel).unwrap().unwrap();
+        let (format, title, artist, album, albumartist, date, track, disc, comp): (
+            String, Option<String>, Option<String>, Option<String>, Option<String>,
+            Option<String>, Option<u32>, Option<u32>, Option<i64>,
+        ) = conn
+            .query_row(
+                "SELECT format, title, artist, album, albumartist, date, track, disc, compilation \
+                 FROM files WHERE id = ?1",
+                [stored.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
+                        r.get(6)?, r.get(7)?, r.get(8)?)),
+            )
+            .unwrap();
+        let t = &f.track;
+        assert_eq!(format, f.format.lofty_name(), "{:?}", f.path);
+        assert_eq!((title.as_ref(), artist.as_ref()), (t.title.as_ref(), t.artist.as_ref()));
+        assert_eq!((album.as_ref(), albumartist.as_ref()), (t.album.as_ref(), t.albumartist.as_ref()));
+        assert_eq!((date.as_ref(), track, disc), (t.date.as_ref(), t.track, t.disc));
+        assert_eq!(comp == Some(1), t.compilation);
+
+        // The virtual path is the rendered one (or its disambiguated sibling).
+        let (_, vpath) = vpath_of(&conn, &f.path).expect("file has an entry");
+        let name = f.path.file_name().unwrap().as_bytes();
+        let ext = f.format.ext();
+        let stem = String::from_utf8_lossy(&name[..name.len() - ext.len() - 1]);
+        let mut stored_track = t.clone();
+        stored_track.format = Some(format);
+        let want = layout.render(&stored_track, &FileName { stem: &stem, ext })[0].components.join("/");
+        let want_stem = want.strip_suffix(&format!(".{ext}")).unwrap();
+        assert!(
+            vpath == want || (vpath.starts_with(&format!("{want_stem} (")) && vpath.ends_with(ext)),
+            "{vpath} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn rescan_without_changes_writes_nothing() {
+    let fx = fixture(120, 3);
+    fx.scan();
+    let watcher = fx.conn();
+    let before = data_version(&watcher);
+    let snap = snapshot(&fx.db);
+    let second = fx.scan();
+    assert_eq!(second.unchanged, fx.files.len() as u64);
+    assert_eq!((second.added, second.changed, second.removed, second.relayout), (0, 0, 0, 0));
+    assert_eq!(data_version(&watcher), before, "a no-change rescan committed something");
+    assert_eq!(snapshot(&fx.db), snap);
+}
+
+#[test]
+fn delta_add_modify_delete_rename() {
+    let fx = fixture(150, 11);
+    fx.scan();
+    let conn = fx.conn();
+    let keep = &fx.files[0].path;
+    let (keep_inode, keep_vpath) = vpath_of(&conn, keep).unwrap();
+
+    // add
+    let new = fx.root.join("new.flac");
+    let track = Track {
+        title: Some("Brand New".into()),
+        artist: Some("Newcomer".into()),
+        album: Some("Debut".into()),
+        date: Some("2026".into()),
+        track: Some(1),
+        ..Track::default()
+    };
+    write_track(&new, Format::Flac, &track, 1).unwrap();
+    // modify: new title, same path on disk
+    let modified = &fx.files[1].path;
+    let old_vpath = vpath_of(&conn, modified).unwrap().1;
+    let mut retitled = fx.files[1].track.clone();
+    retitled.title = Some("Retitled".into());
+    write_track(modified, fx.files[1].format, &retitled, 99).unwrap();
+    bump_mtime(modified, 10);
+    // delete
+    let deleted = &fx.files[2].path;
+    std::fs::remove_file(deleted).unwrap();
+    // rename on disk (same folder)
+    let renamed_from = &fx.files[3].path;
+    let renamed_vpath = vpath_of(&conn, renamed_from).unwrap().1;
+    let renamed_to = renamed_from.with_file_name("renamed.mp3.wav");
+    let renamed_to = renamed_to.with_extension(fx.files[3].format.ext());
+    std::fs::rename(renamed_from, &renamed_to).unwrap();
+
+    let s = fx.scan();
+    assert_eq!((s.added, s.changed, s.removed), (2, 1, 2), "{s:?}");
+    assert_consistent(&fx.db);
+    assert_eq!(vpath_of(&conn, &new).unwrap().1, "Newcomer/Debut (2026)/01 - Brand New.flac");
+    let now = vpath_of(&conn, modified).unwrap().1;
+    assert!(now.contains("Retitled") && now != old_vpath, "{now}");
+    assert!(vpath_of(&conn, deleted).is_none());
+    assert_eq!(vpath_of(&conn, &renamed_to).unwrap().1, renamed_vpath);
+    // an untouched file keeps its path and its inode
+    assert_eq!(vpath_of(&conn, keep).unwrap(), (keep_inode, keep_vpath));
+}
+
+#[test]
+fn changed_file_with_same_rendered_path_keeps_its_inode() {
+    let fx = fixture(60, 5);
+    fx.scan();
+    let conn = fx.conn();
+    let f = fx.files.iter().find(|f| f.track.title.is_some()).unwrap();
+    let before = vpath_of(&conn, &f.path).unwrap();
+    let mut t = f.track.clone();
+    t.genre = Some("Changed Genre".into());
+    write_track(&f.path, f.format, &t, 5).unwrap();
+    bump_mtime(&f.path, 20);
+    let s = fx.scan();
+    assert_eq!(s.changed, 1);
+    assert_eq!(vpath_of(&conn, &f.path).unwrap(), before);
+}
+
+#[test]
+fn removing_a_folder_prunes_the_virtual_tree() {
+    let fx = fixture(400, 9);
+    fx.scan();
+    let artist_dir = fx.files[0].path.parent().unwrap().parent().unwrap().to_owned();
+    let gone: Vec<_> = fx.files.iter().filter(|f| f.path.starts_with(&artist_dir)).collect();
+    std::fs::remove_dir_all(&artist_dir).unwrap();
+    let s = fx.scan();
+    assert_eq!(s.removed, gone.len() as u64);
+    assert_consistent(&fx.db);
+    let conn = fx.conn();
+    for f in gone {
+        assert!(vpath_of(&conn, &f.path).is_none());
+    }
+    let folders: i64 = conn
+        .query_row("SELECT count(*) FROM folders WHERE path LIKE ?1", [format!(
+            "{}%",
+            artist_dir.file_name().unwrap().to_string_lossy()
+        )], |r| r.get(0))
+        .unwrap();
+    assert_eq!(folders, 0);
+}
+
+#[test]
+fn template_change_rerenders_from_stored_tags_without_reading_audio() {
+    let fx = fixture(80, 13);
+    fx.scan();
+    let conn = fx.conn();
+    let scanned: i64 = conn.query_row("SELECT max(scanned_ns) FROM files", [], |r| r.get(0)).unwrap();
+    let mut cfg = fx.config();
+    cfg.templates = vec![(String::new(), "%initial{$artist}/$artist/$title".into())];
+    let s = scan(&cfg).unwrap();
+    assert_eq!(s.relayout, fx.files.len() as u64);
+    assert_eq!((s.added, s.changed, s.removed), (0, 0, 0));
+    let after: i64 = conn.query_row("SELECT max(scanned_ns) FROM files", [], |r| r.get(0)).unwrap();
+    assert_eq!(scanned, after, "audio files were re-read");
+    assert_consistent(&fx.db);
+    let f = fx.files.iter().find(|f| f.track.artist.is_some() && f.track.title.is_some()).unwrap();
+    let artist = f.track.artist.as_deref().unwrap();
+    let vpath = vpath_of(&conn, &f.path).unwrap().1;
+    let initial: String = artist.chars().next().unwrap().to_uppercase().collect();
+    assert!(vpath.starts_with(&format!("{initial}/{artist}/")), "{vpath}");
+    // The layout is stored: a scan without --template keeps it and changes nothing.
+    let s = fx.scan();
+    assert_eq!(s.relayout, 0);
+    assert_eq!(vpath_of(&conn, &f.path).unwrap().1, vpath);
+}
+
+#[test]
+fn several_views_make_top_level_folders() {
+    let fx = fixture(40, 17);
+    let mut cfg = fx.config();
+    cfg.templates = vec![
+        ("Artists".into(), "${artist|\"Unknown\"}/$title".into()),
+        ("Genres".into(), "${genre|\"Unknown\"}/$artist - $title".into()),
+    ];
+    scan(&cfg).unwrap();
+    assert_consistent(&fx.db);
+    let conn = fx.conn();
+    let top: Vec<String> = queries::readdir_page(&conn, 1, 0, 10).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(top, ["Artists", "Genres"]);
+    let per_file: i64 = conn
+        .query_row("SELECT count(*) FROM entries WHERE file_id IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(per_file, 2 * fx.files.len() as i64);
+}
+
+#[test]
+fn hostile_and_broken_files_are_indexed_with_their_cause() {
+    let fx = fixture(10, 19);
+    let hostile = fx.root.join("zero-channels.opus");
+    musicfs_tools::write_hostile_opus(&hostile).unwrap();
+    std::fs::write(fx.root.join("garbage.flac"), b"this is not a flac file at all").unwrap();
+    std::fs::write(fx.root.join("empty.mp3"), b"").unwrap();
+    std::fs::write(fx.root.join("cover.jpg"), b"not audio, ignored").unwrap();
+    let s = fx.scan();
+    assert_eq!(s.added, 13, "{s:?}");
+    assert_eq!(s.errors, 3);
+    assert_consistent(&fx.db);
+    let conn = fx.conn();
+    let errors: Vec<(String, String)> = conn
+        .prepare("SELECT abs_path, scan_error FROM scan_errors ORDER BY abs_path")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    for (path, cause) in &errors {
+        assert!(!cause.is_empty(), "{path}");
+    }
+    let opus = errors.iter().find(|(p, _)| p.ends_with("zero-channels.opus")).unwrap();
+    assert!(opus.1.contains("panicked"), "the lofty panic is contained and recorded: {opus:?}");
+    // Unreadable files still appear, named after the file.
+    assert_eq!(vpath_of(&conn, &hostile).unwrap().1, "Unknown Artist/Unknown Album/zero-channels.opus");
+}
+
+#[test]
+fn non_utf8_file_names_round_trip_exactly() {
+    let fx = fixture(5, 23);
+    let name: &[u8] = b"caf\xe9 \xff.MP3";
+    let path = fx.root.join(std::ffi::OsStr::from_bytes(name));
+    write_track(&path, Format::Mp3, &Track::default(), 3).unwrap();
+    fx.scan();
+    let conn = fx.conn();
+    let origin: i64 = conn.query_row("SELECT id FROM origins", [], |r| r.get(0)).unwrap();
+    let f = queries::file_by_path(&conn, origin, name).unwrap().expect("stored");
+    assert_eq!(f.name, name);
+    assert_eq!(queries::backing_path(&conn, f.id).unwrap().unwrap(), path.as_os_str().as_bytes());
+    let vpath = vpath_of(&conn, &path).unwrap().1;
+    assert_eq!(vpath, "Unknown Artist/Unknown Album/caf\u{fffd} \u{fffd}.mp3");
+}
+
+#[test]
+fn empty_or_missing_origin_is_refused_and_nothing_is_lost() {
+    let fx = fixture(30, 29);
+    fx.scan();
+    let snap = snapshot(&fx.db);
+    for entry in std::fs::read_dir(&fx.root).unwrap() {
+        std::fs::remove_dir_all(entry.unwrap().path()).unwrap();
+    }
+    match scan(&fx.config()) {
+        Err(ScanError::Refused { reason, .. }) => assert!(reason.contains("empty"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(snapshot(&fx.db), snap);
+    std::fs::remove_dir(&fx.root).unwrap();
+    assert!(matches!(scan(&fx.config()), Err(ScanError::Refused { .. })));
+    assert_eq!(snapshot(&fx.db), snap);
+    // Explicitly allowed: the library is emptied.
+    std::fs::create_dir(&fx.root).unwrap();
+    let mut cfg = fx.config();
+    cfg.allow_empty = true;
+    let s = scan(&cfg).unwrap();
+    assert_eq!(s.removed, fx.files.len() as u64);
+    assert_consistent(&fx.db);
+}
+
+#[test]
+fn a_second_scanner_is_locked_out() {
+    let fx = fixture(5, 31);
+    let mut lock_name = fx.db.as_os_str().to_owned();
+    lock_name.push(".scan-lock");
+    let held = std::fs::File::create(&lock_name).unwrap();
+    held.lock().unwrap();
+    let err = scan(&fx.config()).unwrap_err();
+    assert!(matches!(err, ScanError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("already running"));
+    drop(held);
+    fx.scan();
+}
+
+#[test]
+fn small_batches_commit_progressively() {
+    let fx = fixture(100, 37);
+    let mut cfg = fx.config();
+    cfg.batch_ops = 7;
+    let s = scan(&cfg).unwrap();
+    assert_eq!(s.added, 100);
+    assert_consistent(&fx.db);
+}
