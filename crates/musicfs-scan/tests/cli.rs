@@ -1,0 +1,198 @@
+//! The `musicfs-scan` binary as cron runs it: exit codes, JSON, kill -9, other users.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_musicfs-scan"))
+}
+
+fn run(db: &Path, root: &Path, extra: &[&str]) -> Output {
+    bin()
+        .arg("--db")
+        .arg(db)
+        .arg(root)
+        .args(extra)
+        .output()
+        .expect("run musicfs-scan")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn killed_at_any_moment_the_db_stays_consistent_and_the_next_run_converges() {
+    let fx = fixture(1_500, 41);
+    let reference = fx.dir.path().join("reference.db");
+    musicfs_scan::scan(&musicfs_scan::ScanConfig::new(&reference, vec![fx.root.clone()])).unwrap();
+
+    let mut killed_mid_run = 0;
+    for delay_ms in [15u64, 40, 80, 130, 200, 300, 450] {
+        let mut child = bin()
+            .arg("--db")
+            .arg(&fx.db)
+            .arg(&fx.root)
+            .args(["--batch-size", "20", "--batch-seconds", "0.02", "--quiet"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if fx.db.exists() {
+            assert_consistent(&fx.db);
+        }
+    }
+    assert!(killed_mid_run >= 3, "only {killed_mid_run} kills landed mid-run");
+    let out = run(&fx.db, &fx.root, &["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_consistent(&fx.db);
+    assert_eq!(snapshot(&fx.db), snapshot(&reference));
+}
+
+#[test]
+fn exit_codes_and_json_summary() {
+    let fx = fixture(20, 43);
+    let out = run(&fx.db, &fx.root, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["added"], 20);
+    for key in ["changed", "removed", "unchanged", "errors", "seconds"] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+
+    // 5: finished, but some files could not be read.
+    std::fs::write(fx.root.join("broken.flac"), b"nope").unwrap();
+    let out = run(&fx.db, &fx.root, &["--json"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((json["added"].as_u64(), json["errors"].as_u64()), (Some(1), Some(1)));
+    std::fs::remove_file(fx.root.join("broken.flac")).unwrap();
+
+    // 3: another scanner holds the lock.
+    let mut lock = fx.db.as_os_str().to_owned();
+    lock.push(".scan-lock");
+    let held = std::fs::File::create(&lock).unwrap();
+    held.lock().unwrap();
+    let out = run(&fx.db, &fx.root, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    drop(held);
+
+    // 4: the origin is suddenly empty; nothing is removed.
+    let moved = fx.dir.path().join("moved");
+    std::fs::rename(&fx.root, &moved).unwrap();
+    std::fs::create_dir(&fx.root).unwrap();
+    let out = run(&fx.db, &fx.root, &[]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("refusing to scan"), "{}", stderr(&out));
+    let files: i64 = fx.conn().query_row("SELECT count(*) FROM files", [], |r| r.get(0)).unwrap();
+    assert_eq!(files, 21, "broken.flac was indexed; nothing removed since");
+
+    // 1: a bad template is reported with its column, before anything is written.
+    let out = run(&fx.db, &moved, &["--template", "$artist/$titel"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("column 10"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unknown field `titel`"), "{}", stderr(&out));
+}
+
+#[test]
+fn config_file_and_environment() {
+    let fx = fixture(10, 47);
+    let config = fx.dir.path().join("musicfs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "roots = [{:?}]\n[templates]\nArtists = \"${{artist|\\\"Unknown\\\"}}/$title\"\n\
+             Years = \"${{year|\\\"Unknown\\\"}}/$title\"\n",
+            fx.root
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .env("MUSICFS_DB", &fx.db)
+        .env("MUSICFS_CONFIG", &config)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let views: Vec<String> = fx
+        .conn()
+        .prepare("SELECT name FROM views ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(views, ["Artists", "Years"]);
+}
+
+/// Root reads every folder whatever its mode, so the scanner runs as `nobody` here.
+#[test]
+fn an_unreadable_folder_keeps_its_files() {
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: setpriv (util-linux) is not installed");
+        return;
+    }
+    let fx = fixture(120, 53);
+    let chmod_all = |mode_dir: u32, mode_file: u32| {
+        for e in walk(fx.dir.path()) {
+            let mode = if e.is_dir() { mode_dir } else { mode_file };
+            std::fs::set_permissions(&e, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    chmod_all(0o777, 0o666);
+    let as_nobody = || {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_musicfs-scan"))
+            .arg("--db")
+            .arg(&fx.db)
+            .arg(&fx.root)
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = snapshot(&fx.db);
+    let album = fx.files[0].path.parent().unwrap();
+    std::fs::set_permissions(album, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Also delete one file elsewhere: the rest of the scan still happens.
+    let other = fx.files.iter().find(|f| !f.path.starts_with(album)).unwrap();
+    std::fs::remove_file(&other.path).unwrap();
+    let out = as_nobody();
+    std::fs::set_permissions(album, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot list folder"), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["removed"], 1, "{json}");
+    let after = snapshot(&fx.db);
+    assert_eq!(after.1.len(), before.1.len() - 1);
+    for f in fx.files.iter().filter(|f| f.path.starts_with(album)) {
+        use std::os::unix::ffi::OsStrExt;
+        assert!(after.1.contains(f.path.as_os_str().as_bytes()), "{:?} was removed", f.path);
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_owned()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
