@@ -1,0 +1,201 @@
+//! The `musicfs-scan` command line, shared by the `musicfs-scan` binary and `musicfs scan`.
+//! Binary-facing code: errors are `anyhow` here, typed everywhere else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use crate::{ScanConfig, ScanError, scan};
+
+/// Exit codes (documented in the README).
+const EXIT_FATAL: u8 = 1;
+const EXIT_LOCKED: u8 = 3;
+const EXIT_REFUSED: u8 = 4;
+const EXIT_READ_ERRORS: u8 = 5;
+
+/// Scan music folders into a musicfs database: tags in, virtual tree out, only the delta written.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Music folders (origin roots). Defaults to `roots` of the config file.
+    roots: Vec<PathBuf>,
+    /// The database (created if missing). Default: $XDG_DATA_HOME/musicfs/library.db.
+    #[arg(long, env = "MUSICFS_DB")]
+    db: Option<PathBuf>,
+    /// A TOML config file with any of: db, roots, templates, case_insensitive.
+    #[arg(long, env = "MUSICFS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Layout template, `TEMPLATE` or `NAME=TEMPLATE` (repeat for several top-level views).
+    /// Default: the one stored in the DB, else the built-in default (see docs/templates.md).
+    #[arg(long = "template", short = 't')]
+    templates: Vec<String>,
+    /// Names in one directory that differ only by case collide (for SMB/macOS clients).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    case_insensitive: Option<bool>,
+    /// Scan an origin root that is empty although the DB has files from it (removes them).
+    #[arg(long)]
+    allow_empty: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Commit after this many changes...
+    #[arg(long, default_value_t = 5_000)]
+    batch_size: usize,
+    /// ...or this many seconds, whichever comes first.
+    #[arg(long, default_value_t = 1.0)]
+    batch_seconds: f64,
+    /// No progress bar and no per-file warnings.
+    #[arg(long, short)]
+    quiet: bool,
+    /// More logging (-v info, -vv debug).
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    db: Option<PathBuf>,
+    #[serde(default)]
+    roots: Vec<PathBuf>,
+    /// `"TEMPLATE"`, or a table `{ Artists = "...", Genres = "..." }`.
+    templates: Option<toml::Value>,
+    case_insensitive: Option<bool>,
+}
+
+/// Runs a scan from parsed arguments and returns the documented exit code.
+pub fn main_with(args: Args) -> ExitCode {
+    init_logging(args.quiet, args.verbose);
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("musicfs-scan: {err:#}");
+            let code = match err.downcast_ref::<ScanError>() {
+                Some(ScanError::Locked { .. }) => EXIT_LOCKED,
+                Some(ScanError::Refused { .. }) => EXIT_REFUSED,
+                _ => EXIT_FATAL,
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<u8> {
+    let file: ConfigFile = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read config file", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    let db = match args.db.or(file.db) {
+        Some(db) => db,
+        None => {
+            let db = musicfs_db::default_db_path().context("no --db given and no $HOME")?;
+            std::fs::create_dir_all(db.parent().unwrap())
+                .with_context(|| format!("{}: cannot create", db.display()))?;
+            db
+        }
+    };
+    let roots = if args.roots.is_empty() { file.roots } else { args.roots };
+    if roots.is_empty() {
+        bail!("no music folder given (pass ROOT... or `roots` in the config file)");
+    }
+    let templates = if args.templates.is_empty() {
+        file_templates(file.templates)?
+    } else {
+        args.templates.iter().map(|t| split_view(t)).collect()
+    };
+    let mut cfg = ScanConfig::new(db, roots);
+    cfg.templates = templates;
+    cfg.case_insensitive = args.case_insensitive.or(file.case_insensitive);
+    cfg.allow_empty = args.allow_empty;
+    cfg.threads = args.threads;
+    cfg.batch_ops = args.batch_size;
+    cfg.batch_time = Duration::from_secs_f64(args.batch_seconds.max(0.01));
+    cfg.progress = !args.quiet && !args.json;
+
+    let summary = scan(&cfg)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if !args.quiet {
+        eprintln!(
+            "{} added, {} changed, {} removed, {} unchanged, {} errors, {} re-rendered \
+             in {:.1}s ({:.0} files/s)",
+            summary.added,
+            summary.changed,
+            summary.removed,
+            summary.unchanged,
+            summary.errors,
+            summary.relayout,
+            summary.seconds,
+            summary.files_per_second()
+        );
+    }
+    Ok(if summary.errors > 0 { EXIT_READ_ERRORS } else { 0 })
+}
+
+/// `NAME=TEMPLATE` when the part before `=` is a plain name, else the whole text is a template.
+fn split_view(arg: &str) -> (String, String) {
+    match arg.split_once('=') {
+        Some((name, template))
+            if !name.is_empty() && !name.contains(['$', '%', '[', ']', '{', '}', '/']) =>
+        {
+            (name.trim().to_owned(), template.to_owned())
+        }
+        _ => (String::new(), arg.to_owned()),
+    }
+}
+
+fn file_templates(value: Option<toml::Value>) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(match value {
+        None => Vec::new(),
+        Some(toml::Value::String(t)) => vec![(String::new(), t)],
+        Some(toml::Value::Table(table)) => table
+            .into_iter()
+            .map(|(name, v)| match v {
+                toml::Value::String(t) => Ok((name, t)),
+                _ => bail!("config: templates.{name} must be a string"),
+            })
+            .collect::<anyhow::Result<_>>()?,
+        Some(_) => bail!("config: `templates` must be a string or a table of strings"),
+    })
+}
+
+/// Logging to stderr for the musicfs binaries; `MUSICFS_LOG` overrides the level.
+pub fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MUSICFS_LOG")
+                // lofty logs its own recoveries at warn: noise next to our per-file report.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},lofty=error"))),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+    // lofty panics on some hostile files; read_track contains them and the file is recorded
+    // with the panic as its scan error, so the default hook's backtrace is only noise.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_lofty = info
+            .location()
+            .is_some_and(|l| l.file().contains("lofty"));
+        if in_lofty {
+            tracing::debug!("contained panic in tag reader: {info}");
+        } else {
+            default_hook(info);
+        }
+    }));
+}
