@@ -18,7 +18,13 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [Format::Flac, Format::Mp3, Format::Wav, Format::Aiff, Format::Opus];
+    pub const ALL: [Format; 5] = [
+        Format::Flac,
+        Format::Mp3,
+        Format::Wav,
+        Format::Aiff,
+        Format::Opus,
+    ];
 
     pub fn ext(self) -> &'static str {
         match self {
@@ -210,7 +216,14 @@ fn opus(salt: u32, channels: u8) -> Vec<u8> {
     out
 }
 
-fn ogg_page(out: &mut Vec<u8>, serial: u32, seq: u32, flags: u8, granule: u64, packets: &[Vec<u8>]) {
+fn ogg_page(
+    out: &mut Vec<u8>,
+    serial: u32,
+    seq: u32,
+    flags: u8,
+    granule: u64,
+    packets: &[Vec<u8>],
+) {
     let mut lacing = Vec::new();
     for p in packets {
         let mut len = p.len();

@@ -18,20 +18,87 @@ pub struct GeneratedFile {
 }
 
 const FIRST: &[&str] = &[
-    "Radio", "Massive", "Björk", "Sigur", "The", "Boards of", "Aphex", "Cocteau", "Мумий",
-    "坂本", "Daft", "Portis", "Mogwai", "Low", "Can", "Neu!", "Stereo", "Air", "Talk", "Nick",
+    "Radio",
+    "Massive",
+    "Björk",
+    "Sigur",
+    "The",
+    "Boards of",
+    "Aphex",
+    "Cocteau",
+    "Мумий",
+    "坂本",
+    "Daft",
+    "Portis",
+    "Mogwai",
+    "Low",
+    "Can",
+    "Neu!",
+    "Stereo",
+    "Air",
+    "Talk",
+    "Nick",
 ];
 const SECOND: &[&str] = &[
-    "head", "Attack", "Guðmundsdóttir", "Rós", "Beatles", "Canada", "Twin", "Twins", "Тролль",
-    "龍一", "Punk", "head", "Young Team", "Slow", "Tago Mago", "Lab", "Talk", "Cave", "Drake",
+    "head",
+    "Attack",
+    "Guðmundsdóttir",
+    "Rós",
+    "Beatles",
+    "Canada",
+    "Twin",
+    "Twins",
+    "Тролль",
+    "龍一",
+    "Punk",
+    "head",
+    "Young Team",
+    "Slow",
+    "Tago Mago",
+    "Lab",
+    "Talk",
+    "Cave",
+    "Drake",
     "AC/DC",
 ];
 const WORDS: &[&str] = &[
-    "Paranoid", "Android", "Teardrop", "Hyperballad", "Svefn-g-englar", "Roygbiv", "Windowlicker",
-    "Heaven", "Song", "Intro", "Outro", "Untitled", "Ünïcödé", "Ночь", "東京", "Love", "Night",
-    "../../etc", "Part 1/2", "Tab\tName", "Ω", "Dub", "Live", "Remix", "(Demo)", "Île", "Fjör",
+    "Paranoid",
+    "Android",
+    "Teardrop",
+    "Hyperballad",
+    "Svefn-g-englar",
+    "Roygbiv",
+    "Windowlicker",
+    "Heaven",
+    "Song",
+    "Intro",
+    "Outro",
+    "Untitled",
+    "Ünïcödé",
+    "Ночь",
+    "東京",
+    "Love",
+    "Night",
+    "../../etc",
+    "Part 1/2",
+    "Tab\tName",
+    "Ω",
+    "Dub",
+    "Live",
+    "Remix",
+    "(Demo)",
+    "Île",
+    "Fjör",
 ];
-const GENRES: &[&str] = &["Rock", "Electronic", "Ambient", "Jazz", "Post-Rock", "Hip-Hop", "Krautrock"];
+const GENRES: &[&str] = &[
+    "Rock",
+    "Electronic",
+    "Ambient",
+    "Jazz",
+    "Post-Rock",
+    "Hip-Hop",
+    "Krautrock",
+];
 
 fn words(rng: &mut Rng, n: u64) -> String {
     (0..1 + rng.below(n))
@@ -53,11 +120,7 @@ pub fn generate_library(root: &Path, n: usize, seed: u64) -> anyhow::Result<Vec<
     let mut artist_ix = 0u64;
     while out.len() < n {
         artist_ix += 1;
-        let artist = format!(
-            "{} {} {artist_ix}",
-            rng.pick(FIRST),
-            rng.pick(SECOND)
-        );
+        let artist = format!("{} {} {artist_ix}", rng.pick(FIRST), rng.pick(SECOND));
         let albums = 1 + rng.below(8);
         for album_ix in 0..albums {
             if out.len() >= n {

@@ -79,13 +79,20 @@ fn stats(db: Option<PathBuf>) -> anyhow::Result<bool> {
     println!("schema version  {}", count("PRAGMA user_version")?);
     println!("origins         {}", count("SELECT count(*) FROM origins")?);
     println!("files           {}", count("SELECT count(*) FROM files")?);
-    println!("unreadable      {}", count("SELECT count(*) FROM files WHERE scan_error IS NOT NULL")?);
+    println!(
+        "unreadable      {}",
+        count("SELECT count(*) FROM files WHERE scan_error IS NOT NULL")?
+    );
     println!("directories     {}", count("SELECT count(*) FROM dirs")?);
     println!("entries         {}", count("SELECT count(*) FROM entries")?);
     let mut stmt = conn.prepare("SELECT name, template FROM views ORDER BY id")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
         let (name, template) = row?;
-        let name = if name.is_empty() { "(root)".to_owned() } else { name };
+        let name = if name.is_empty() {
+            "(root)".to_owned()
+        } else {
+            name
+        };
         println!("view {name:<10} {template}");
     }
     Ok(true)

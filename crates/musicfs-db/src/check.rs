@@ -3,8 +3,8 @@
 
 use rusqlite::Connection;
 
-use crate::error::QueryContext;
 use crate::Result;
+use crate::error::QueryContext;
 
 /// (description, query returning one row per violation).
 const INVARIANTS: &[(&str, &str)] = &[
@@ -50,7 +50,9 @@ pub fn check_consistency(conn: &Connection) -> Result<Vec<String>> {
         problems.push(format!("integrity_check: {integrity}"));
     }
     let fk: i64 = conn
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
         .ctx("foreign_key_check")?;
     if fk > 0 {
         problems.push(format!("foreign_key_check: {fk} violations"));
@@ -64,7 +66,11 @@ pub fn check_consistency(conn: &Connection) -> Result<Vec<String>> {
             .ctx("check_consistency")?;
         if !ids.is_empty() {
             let first: Vec<String> = ids.iter().take(5).map(i64::to_string).collect();
-            problems.push(format!("{what}: {} rows (ids {})", ids.len(), first.join(", ")));
+            problems.push(format!(
+                "{what}: {} rows (ids {})",
+                ids.len(),
+                first.join(", ")
+            ));
         }
     }
     Ok(problems)

@@ -19,8 +19,15 @@ pub struct EntryRow {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
-    Dir { nentries: i64, mtime_ns: i64 },
-    File { file_id: i64, size: i64, mtime_ns: i64 },
+    Dir {
+        nentries: i64,
+        mtime_ns: i64,
+    },
+    File {
+        file_id: i64,
+        size: i64,
+        mtime_ns: i64,
+    },
 }
 
 /// What the scanner compares against the disk: one stored file of one folder.
@@ -48,8 +55,7 @@ pub const READDIR_PAGE: &str =
     entry_select!("WHERE e.parent_id = ?1 AND e.id > ?2 ORDER BY e.id LIMIT ?3");
 pub const FOLDER_ID: &str = "SELECT id FROM folders WHERE origin_id = ?1 AND path = ?2";
 pub const CHILD_FOLDERS: &str = "SELECT id, path FROM folders WHERE parent_id = ?1";
-pub const FOLDER_FILES: &str =
-    "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1";
+pub const FOLDER_FILES: &str = "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1";
 pub const FILE_IN_FOLDER: &str =
     "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1 AND name = ?2";
 pub const BACKING_PATH: &str = "SELECT o.root, d.path, f.name FROM files f \
@@ -98,7 +104,9 @@ pub fn lookup(conn: &Connection, parent: i64, name: &str) -> Result<Option<Entry
 /// The entry with inode `id`.
 pub fn entry(conn: &Connection, id: i64) -> Result<Option<EntryRow>> {
     let mut stmt = conn.prepare_cached(ENTRY).ctx("entry")?;
-    stmt.query_row(params![id], entry_row).optional().ctx("entry")
+    stmt.query_row(params![id], entry_row)
+        .optional()
+        .ctx("entry")
 }
 
 /// Up to `limit` entries of directory `dir` with inode greater than `after`, in inode order.
@@ -175,7 +183,9 @@ pub fn backing_path(conn: &Connection, file_id: i64) -> Result<Option<Vec<u8>>> 
 
 /// Whether any file is stored for an origin (the mass-delete guard).
 pub fn origin_has_files(conn: &Connection, origin_id: i64) -> Result<bool> {
-    let mut stmt = conn.prepare_cached(ORIGIN_HAS_FILES).ctx("origin_has_files")?;
+    let mut stmt = conn
+        .prepare_cached(ORIGIN_HAS_FILES)
+        .ctx("origin_has_files")?;
     stmt.query_row(params![origin_id], |r| r.get(0))
         .ctx("origin_has_files")
 }

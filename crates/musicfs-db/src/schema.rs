@@ -38,7 +38,8 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     )
     .map_err(open_err)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(open_err)?;
     // Reading the header first turns "file is not a database" into a clear open error.
     let (app_id, version) = header(&conn).map_err(open_err)?;
     check_header(path, &conn, app_id, version)?;
@@ -54,7 +55,12 @@ pub(crate) fn header(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
 }
 
 /// A DB is ours when it carries our application_id, or is brand new (no tables at all).
-pub(crate) fn check_header(path: &Path, conn: &Connection, app_id: i64, version: i64) -> Result<()> {
+pub(crate) fn check_header(
+    path: &Path,
+    conn: &Connection,
+    app_id: i64,
+    version: i64,
+) -> Result<()> {
     if app_id == 0 {
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
@@ -96,7 +102,8 @@ fn migrate(path: &Path, conn: &mut Connection, from: i64) -> Result<()> {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
             .map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
-        tx.pragma_update(None, "user_version", version).map_err(err)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(err)?;
         tx.commit().map_err(err)?;
         tracing::info!(path = %path.display(), version, "migrated database schema");
     }

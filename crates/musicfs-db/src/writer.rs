@@ -131,7 +131,9 @@ impl Writer {
 
     /// Replaces the stored views (layout templates).
     pub fn replace_views(&self, views: &[(String, String)]) -> Result<()> {
-        self.conn.execute("DELETE FROM views", []).ctx("replace_views")?;
+        self.conn
+            .execute("DELETE FROM views", [])
+            .ctx("replace_views")?;
         for (name, template) in views {
             self.conn
                 .execute(
@@ -177,10 +179,9 @@ impl Writer {
                 "INSERT INTO folders (origin_id, parent_id, path) VALUES (?1, ?2, ?3) RETURNING id",
             )
             .ctx("folder")?
-            .query_row(
-                params![origin_id, parent, PathBytes::borrowed(path)],
-                |r| r.get(0),
-            )
+            .query_row(params![origin_id, parent, PathBytes::borrowed(path)], |r| {
+                r.get(0)
+            })
             .ctx("folder")
     }
 
@@ -345,19 +346,28 @@ impl Writer {
     }
 
     /// Finds (id, file_id) of the entry that `name` collides with in `parent`.
-    fn find(&self, parent: i64, name: &str, policy: &dyn NamePolicy) -> Result<Option<(i64, Option<i64>)>> {
+    fn find(
+        &self,
+        parent: i64,
+        name: &str,
+        policy: &dyn NamePolicy,
+    ) -> Result<Option<(i64, Option<i64>)>> {
         let row = |r: &Row<'_>| Ok((r.get(0)?, r.get(1)?));
         match policy.fold(name) {
             Some(folded) => self
                 .conn
-                .prepare_cached("SELECT id, file_id FROM entries WHERE parent_id = ?1 AND name_fold = ?2")
+                .prepare_cached(
+                    "SELECT id, file_id FROM entries WHERE parent_id = ?1 AND name_fold = ?2",
+                )
                 .ctx("find")?
                 .query_row(params![parent, folded], row)
                 .optional()
                 .ctx("find"),
             None => self
                 .conn
-                .prepare_cached("SELECT id, file_id FROM entries WHERE parent_id = ?1 AND name = ?2")
+                .prepare_cached(
+                    "SELECT id, file_id FROM entries WHERE parent_id = ?1 AND name = ?2",
+                )
                 .ctx("find")?
                 .query_row(params![parent, name], row)
                 .optional()
@@ -385,7 +395,13 @@ impl Writer {
 
     /// The first free name among `name`, `name (2)`, ... in `parent`. Deterministic given the
     /// directory's contents; an existing entry is never renamed, so names are stable.
-    fn free_name(&self, parent: i64, name: &str, ext: &str, policy: &dyn NamePolicy) -> Result<String> {
+    fn free_name(
+        &self,
+        parent: i64,
+        name: &str,
+        ext: &str,
+        policy: &dyn NamePolicy,
+    ) -> Result<String> {
         let mut n = 1;
         loop {
             let candidate = if n == 1 {
@@ -415,7 +431,13 @@ impl Writer {
             )
             .ctx("insert_entry")?
             .query_row(
-                params![parent, name, file.map(|f| f.0), file.map(|f| f.1), policy.fold(name)],
+                params![
+                    parent,
+                    name,
+                    file.map(|f| f.0),
+                    file.map(|f| f.1),
+                    policy.fold(name)
+                ],
                 |r| r.get(0),
             )
             .ctx("insert_entry")?;

@@ -6,10 +6,12 @@ use musicfs_db::{Writer, queries};
 fn plan(conn: &rusqlite::Connection, sql: &str, nparams: usize) -> Vec<String> {
     let params: Vec<i64> = vec![1; nparams];
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    stmt.query_map(rusqlite::params_from_iter(params), |r| {
+        r.get::<_, String>(3)
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 fn assert_indexed(conn: &rusqlite::Connection, name: &str, sql: &str, nparams: usize) {
@@ -41,7 +43,12 @@ fn hot_queries_use_indexes() {
     assert_indexed(c, "child folders", queries::CHILD_FOLDERS, 1);
     assert_indexed(c, "backing path", queries::BACKING_PATH, 1);
     assert_indexed(c, "origin has files", queries::ORIGIN_HAS_FILES, 1);
-    assert_indexed(c, "entries of a file", "SELECT id FROM entries WHERE file_id = ?1", 1);
+    assert_indexed(
+        c,
+        "entries of a file",
+        "SELECT id FROM entries WHERE file_id = ?1",
+        1,
+    );
     assert_indexed(
         c,
         "case-insensitive find",

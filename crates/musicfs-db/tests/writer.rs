@@ -8,7 +8,10 @@ struct Policy {
 
 impl NamePolicy for Policy {
     fn disambiguate(&self, name: &str, ext: &str, n: u32) -> String {
-        match name.strip_suffix(&format!(".{ext}")).filter(|_| !ext.is_empty()) {
+        match name
+            .strip_suffix(&format!(".{ext}"))
+            .filter(|_| !ext.is_empty())
+        {
             Some(stem) => format!("{stem} ({n}).{ext}"),
             None => format!("{name} ({n})"),
         }
@@ -82,7 +85,14 @@ fn places_creates_dirs_and_counts() {
     assert!(matches!(b.kind, EntryKind::Dir { nentries: 2, .. }));
     assert_eq!(names(&w, b.id), ["01.flac", "02.flac"]);
     let f = resolve(&w, &["A", "B", "02.flac"]).unwrap();
-    assert!(matches!(f.kind, EntryKind::File { size: 10, mtime_ns: 5, .. }));
+    assert!(matches!(
+        f.kind,
+        EntryKind::File {
+            size: 10,
+            mtime_ns: 5,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -112,12 +122,15 @@ fn unchanged_key_keeps_the_inode() {
     let id = add(&w, b"1.flac", &["A", "T.flac"], &CS);
     let before = resolve(&w, &["A", "T.flac"]).unwrap().id;
     let comps = vec!["A".to_string(), "T.flac".to_string()];
-    let changes = w.place(id, &[(key(&["A", "T.flac"]), &comps)], "flac", &CS).unwrap();
+    let changes = w
+        .place(id, &[(key(&["A", "T.flac"]), &comps)], "flac", &CS)
+        .unwrap();
     assert_eq!(changes, 0);
     assert_eq!(resolve(&w, &["A", "T.flac"]).unwrap().id, before);
     // A new path gets a new, larger inode; the old one is gone and A is pruned.
     let comps = vec!["B".to_string(), "T.flac".to_string()];
-    w.place(id, &[(key(&["B", "Tx.flac"]), &comps)], "flac", &CS).unwrap();
+    w.place(id, &[(key(&["B", "Tx.flac"]), &comps)], "flac", &CS)
+        .unwrap();
     let after = resolve(&w, &["B", "T.flac"]).unwrap().id;
     assert!(after > before);
     assert!(resolve(&w, &["A"]).is_none(), "empty dir pruned");
@@ -131,7 +144,10 @@ fn removing_the_last_file_prunes_up_to_the_root() {
     assert!(names(&w, 1).is_empty());
     let root = queries::entry(w.conn(), 1).unwrap().unwrap();
     assert!(matches!(root.kind, EntryKind::Dir { nentries: 0, .. }));
-    let n: i64 = w.conn().query_row("SELECT count(*) FROM dirs", [], |r| r.get(0)).unwrap();
+    let n: i64 = w
+        .conn()
+        .query_row("SELECT count(*) FROM dirs", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 1, "only the root's dirs row remains");
 }
 
@@ -152,7 +168,9 @@ fn non_utf8_names_round_trip_and_unicity_holds() {
     let raw: &[u8] = b"caf\xe9.flac";
     add(&w, raw, &["A", "x.flac"], &CS);
     let origin = w.origin(b"/music").unwrap();
-    let got = queries::file_by_path(w.conn(), origin, b"a/b/caf\xe9.flac").unwrap().unwrap();
+    let got = queries::file_by_path(w.conn(), origin, b"a/b/caf\xe9.flac")
+        .unwrap()
+        .unwrap();
     assert_eq!(got.name, raw);
     let kind: String = w
         .conn()
@@ -161,7 +179,11 @@ fn non_utf8_names_round_trip_and_unicity_holds() {
     assert_eq!(kind, "blob");
     let text: String = w
         .conn()
-        .query_row("SELECT typeof(path) FROM folders WHERE path = 'a/b'", [], |r| r.get(0))
+        .query_row(
+            "SELECT typeof(path) FROM folders WHERE path = 'a/b'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(text, "text", "UTF-8 paths are TEXT for sqlite3 users");
     let path = queries::backing_path(w.conn(), got.id).unwrap().unwrap();
@@ -177,7 +199,10 @@ fn remove_folder_removes_the_subtree() {
     let a = queries::folder_id(w.conn(), origin, b"a").unwrap().unwrap();
     assert_eq!(w.remove_folder(a).unwrap(), 2);
     assert!(names(&w, 1).is_empty());
-    let left: i64 = w.conn().query_row("SELECT count(*) FROM folders", [], |r| r.get(0)).unwrap();
+    let left: i64 = w
+        .conn()
+        .query_row("SELECT count(*) FROM folders", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(left, 1, "only the origin root folder is left");
 }
 
@@ -200,7 +225,10 @@ fn foreign_and_newer_databases_are_refused() {
         .unwrap();
     let err = Writer::open(&newer).err().unwrap().to_string();
     assert!(err.contains("newer"), "{err}");
-    let err = ReadPool::open(&newer, &Default::default()).err().unwrap().to_string();
+    let err = ReadPool::open(&newer, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("newer"), "{err}");
 
     let text = dir.path().join("text.db");
@@ -216,8 +244,22 @@ fn read_pool_sees_commits_and_refuses_writes() {
     let pool = ReadPool::open(&path, &Default::default()).unwrap();
     w.begin().unwrap();
     add(&w, b"1.flac", &["A", "1.flac"], &CS);
-    assert!(queries::lookup(&pool.get().unwrap(), 1, "A").unwrap().is_none(), "uncommitted");
+    assert!(
+        queries::lookup(&pool.get().unwrap(), 1, "A")
+            .unwrap()
+            .is_none(),
+        "uncommitted"
+    );
     w.commit().unwrap();
-    assert!(queries::lookup(&pool.get().unwrap(), 1, "A").unwrap().is_some());
-    assert!(pool.get().unwrap().execute("DELETE FROM entries", []).is_err());
+    assert!(
+        queries::lookup(&pool.get().unwrap(), 1, "A")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        pool.get()
+            .unwrap()
+            .execute("DELETE FROM entries", [])
+            .is_err()
+    );
 }

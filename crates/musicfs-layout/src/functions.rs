@@ -57,12 +57,15 @@ impl Func {
             Func::Left => arg(0).chars().take(count(1)).collect(),
             Func::Right => {
                 let chars: Vec<char> = arg(0).chars().collect();
-                chars[chars.len().saturating_sub(count(1))..].iter().collect()
+                chars[chars.len().saturating_sub(count(1))..]
+                    .iter()
+                    .collect()
             }
             Func::Pad => {
                 let fill = arg(2).chars().next().unwrap_or('0');
                 let len = arg(0).chars().count();
-                let mut out: String = std::iter::repeat_n(fill, count(1).saturating_sub(len)).collect();
+                let mut out: String =
+                    std::iter::repeat_n(fill, count(1).saturating_sub(len)).collect();
                 out.push_str(arg(0));
                 out
             }

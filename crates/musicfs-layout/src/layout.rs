@@ -72,10 +72,18 @@ impl Layout {
         let mut parsed = Vec::with_capacity(views.len());
         for (name, source) in views {
             let template = Template::parse(source).map_err(|source| LayoutError::Template {
-                view: if name.is_empty() { "default".into() } else { name.clone() },
+                view: if name.is_empty() {
+                    "default".into()
+                } else {
+                    name.clone()
+                },
                 source,
             })?;
-            let name = if views.len() == 1 { String::new() } else { name.clone() };
+            let name = if views.len() == 1 {
+                String::new()
+            } else {
+                name.clone()
+            };
             if views.len() > 1 {
                 if name.is_empty() {
                     return Err(LayoutError::UnnamedView {

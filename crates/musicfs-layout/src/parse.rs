@@ -214,7 +214,9 @@ impl Parser<'_> {
                         "`$` must be followed by a field name, `{`, or be escaped as `$$`",
                     ));
                 }
-                Ok(Some(Node::Field(vec![Alt::Field(self.field(&name, start + 1)?)])))
+                Ok(Some(Node::Field(vec![Alt::Field(
+                    self.field(&name, start + 1)?,
+                )])))
             }
         }
     }

@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn disambiguates_before_extension() {
-        assert_eq!(disambiguate("01 - Intro.flac", "flac", 2), "01 - Intro (2).flac");
+        assert_eq!(
+            disambiguate("01 - Intro.flac", "flac", 2),
+            "01 - Intro (2).flac"
+        );
         assert_eq!(disambiguate("Greatest Hits", "", 3), "Greatest Hits (3)");
     }
 

@@ -82,7 +82,10 @@ fn track_number_padding_follows_total() {
 fn braces_fallbacks_and_literals() {
     assert_eq!(render("${album}", &track()), "OK Computer.flac");
     assert_eq!(render("${albumartist|artist}", &track()), "Radiohead.flac");
-    let no_genre = Track { genre: None, ..track() };
+    let no_genre = Track {
+        genre: None,
+        ..track()
+    };
     assert_eq!(render("${genre|\"No Genre\"}", &no_genre), "No Genre.flac");
     assert_eq!(render("${ genre | \"No Genre\" }", &track()), "Rock.flac");
 }
@@ -94,7 +97,10 @@ fn optional_sections_drop_when_a_field_is_missing() {
         ..track()
     };
     assert_eq!(render("$album[ ($year)]", &t), "OK Computer.flac");
-    assert_eq!(render("$album[ ($year)]", &track()), "OK Computer (1997).flac");
+    assert_eq!(
+        render("$album[ ($year)]", &track()),
+        "OK Computer (1997).flac"
+    );
     assert_eq!(render("[$genre - ][$year]x", &t), "Rock - x.flac");
 }
 
@@ -109,7 +115,10 @@ fn functions_compose() {
     assert_eq!(render("%lower{$album}", &t), "ok computer.flac");
     assert_eq!(render("%upper{%left{$album,2}}", &t), "OK.flac");
     assert_eq!(render("%pad{$disc,2}x", &t), "00x.flac");
-    assert_eq!(render("%if{$comp,Compilations,$artist}", &t), "The Beatles.flac");
+    assert_eq!(
+        render("%if{$comp,Compilations,$artist}", &t),
+        "The Beatles.flac"
+    );
 }
 
 #[test]
@@ -181,7 +190,10 @@ fn placement_key_is_stable_and_path_sensitive() {
 
 #[test]
 fn view_name_errors() {
-    let unnamed = Layout::new(&[("A".into(), "$a".into()), (String::new(), "$title".into())], false);
+    let unnamed = Layout::new(
+        &[("A".into(), "$a".into()), (String::new(), "$title".into())],
+        false,
+    );
     assert!(unnamed.is_err());
     let dup = Layout::new(
         &[("A".into(), "$title".into()), ("A".into(), "$title".into())],
@@ -189,7 +201,10 @@ fn view_name_errors() {
     );
     assert!(dup.unwrap_err().to_string().contains("two views"));
     let unsafe_name = Layout::new(
-        &[("A/B".into(), "$title".into()), ("C".into(), "$title".into())],
+        &[
+            ("A/B".into(), "$title".into()),
+            ("C".into(), "$title".into()),
+        ],
         false,
     );
     assert!(unsafe_name.is_err());

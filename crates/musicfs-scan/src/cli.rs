@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use crate::{ScanConfig, ScanError, scan};
+use anyhow::{Context, bail};
 
 /// Exit codes (documented in the README).
 const EXIT_FATAL: u8 = 1;
@@ -101,7 +101,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
             db
         }
     };
-    let roots = if args.roots.is_empty() { file.roots } else { args.roots };
+    let roots = if args.roots.is_empty() {
+        file.roots
+    } else {
+        args.roots
+    };
     if roots.is_empty() {
         bail!("no music folder given (pass ROOT... or `roots` in the config file)");
     }
@@ -136,7 +140,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
             summary.files_per_second()
         );
     }
-    Ok(if summary.errors > 0 { EXIT_READ_ERRORS } else { 0 })
+    Ok(if summary.errors > 0 {
+        EXIT_READ_ERRORS
+    } else {
+        0
+    })
 }
 
 /// `NAME=TEMPLATE` when the part before `=` is a plain name, else the whole text is a template.
@@ -178,7 +186,9 @@ pub fn init_logging(quiet: bool, verbose: u8) {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MUSICFS_LOG")
                 // lofty logs its own recoveries at warn: noise next to our per-file report.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},lofty=error"))),
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(format!("{level},lofty=error"))
+                }),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
@@ -189,9 +199,7 @@ pub fn init_logging(quiet: bool, verbose: u8) {
     // with the panic as its scan error, so the default hook's backtrace is only noise.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let in_lofty = info
-            .location()
-            .is_some_and(|l| l.file().contains("lofty"));
+        let in_lofty = info.location().is_some_and(|l| l.file().contains("lofty"));
         if in_lofty {
             tracing::debug!("contained panic in tag reader: {info}");
         } else {

@@ -110,7 +110,9 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
     let summary = counters.summary(started.elapsed().as_secs_f64());
     if summary.added + summary.changed + summary.removed + summary.relayout > 0 {
         // Keep the WAL small for readers; PASSIVE never blocks a mount.
-        let _ = writer.conn().execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+        let _ = writer
+            .conn()
+            .execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
     }
     Ok(summary)
 }

@@ -215,12 +215,22 @@ impl Walk<'_> {
         let (track, error) = match read_track(&path) {
             Ok(track) => (track, None),
             Err(err) => {
-                self.report("cannot read tags, indexed by file name", &path, &err.cause());
+                self.report(
+                    "cannot read tags, indexed by file name",
+                    &path,
+                    &err.cause(),
+                );
                 (Track::default(), Some(err.cause()))
             }
         };
         let stem = String::from_utf8_lossy(&name[..name.len() - ext.len() - 1]).into_owned();
-        let placements = self.layout.render(&track, &FileName { stem: &stem, ext: &ext });
+        let placements = self.layout.render(
+            &track,
+            &FileName {
+                stem: &stem,
+                ext: &ext,
+            },
+        );
         PutFile {
             origin_id: self.origin_id,
             folder: rel.to_vec(),

@@ -31,7 +31,11 @@ fn stderr(o: &Output) -> String {
 fn killed_at_any_moment_the_db_stays_consistent_and_the_next_run_converges() {
     let fx = fixture(1_500, 41);
     let reference = fx.dir.path().join("reference.db");
-    musicfs_scan::scan(&musicfs_scan::ScanConfig::new(&reference, vec![fx.root.clone()])).unwrap();
+    musicfs_scan::scan(&musicfs_scan::ScanConfig::new(
+        &reference,
+        vec![fx.root.clone()],
+    ))
+    .unwrap();
 
     let mut killed_mid_run = 0;
     for delay_ms in [15u64, 40, 80, 130, 200, 300, 450] {
@@ -52,7 +56,10 @@ fn killed_at_any_moment_the_db_stays_consistent_and_the_next_run_converges() {
             assert_consistent(&fx.db);
         }
     }
-    assert!(killed_mid_run >= 3, "only {killed_mid_run} kills landed mid-run");
+    assert!(
+        killed_mid_run >= 3,
+        "only {killed_mid_run} kills landed mid-run"
+    );
     let out = run(&fx.db, &fx.root, &["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_consistent(&fx.db);
@@ -75,7 +82,10 @@ fn exit_codes_and_json_summary() {
     let out = run(&fx.db, &fx.root, &["--json"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((json["added"].as_u64(), json["errors"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (json["added"].as_u64(), json["errors"].as_u64()),
+        (Some(1), Some(1))
+    );
     std::fs::remove_file(fx.root.join("broken.flac")).unwrap();
 
     // 3: another scanner holds the lock.
@@ -94,15 +104,26 @@ fn exit_codes_and_json_summary() {
     std::fs::create_dir(&fx.root).unwrap();
     let out = run(&fx.db, &fx.root, &[]);
     assert_eq!(out.status.code(), Some(4));
-    assert!(stderr(&out).contains("refusing to scan"), "{}", stderr(&out));
-    let files: i64 = fx.conn().query_row("SELECT count(*) FROM files", [], |r| r.get(0)).unwrap();
+    assert!(
+        stderr(&out).contains("refusing to scan"),
+        "{}",
+        stderr(&out)
+    );
+    let files: i64 = fx
+        .conn()
+        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(files, 21, "broken.flac was indexed; nothing removed since");
 
     // 1: a bad template is reported with its column, before anything is written.
     let out = run(&fx.db, &moved, &["--template", "$artist/$titel"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("column 10"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unknown field `titel`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown field `titel`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -168,19 +189,31 @@ fn an_unreadable_folder_keeps_its_files() {
     let album = fx.files[0].path.parent().unwrap();
     std::fs::set_permissions(album, std::fs::Permissions::from_mode(0o000)).unwrap();
     // Also delete one file elsewhere: the rest of the scan still happens.
-    let other = fx.files.iter().find(|f| !f.path.starts_with(album)).unwrap();
+    let other = fx
+        .files
+        .iter()
+        .find(|f| !f.path.starts_with(album))
+        .unwrap();
     std::fs::remove_file(&other.path).unwrap();
     let out = as_nobody();
     std::fs::set_permissions(album, std::fs::Permissions::from_mode(0o777)).unwrap();
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cannot list folder"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot list folder"),
+        "{}",
+        stderr(&out)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["removed"], 1, "{json}");
     let after = snapshot(&fx.db);
     assert_eq!(after.1.len(), before.1.len() - 1);
     for f in fx.files.iter().filter(|f| f.path.starts_with(album)) {
         use std::os::unix::ffi::OsStrExt;
-        assert!(after.1.contains(f.path.as_os_str().as_bytes()), "{:?} was removed", f.path);
+        assert!(
+            after.1.contains(f.path.as_os_str().as_bytes()),
+            "{:?} was removed",
+            f.path
+        );
     }
 }
 

@@ -13,7 +13,9 @@ pub fn audio_extension(file_name: &[u8]) -> Option<String> {
     if dot == 0 {
         return None; // ".flac" is a hidden file with no stem, not an audio file
     }
-    let ext = std::str::from_utf8(&file_name[dot + 1..]).ok()?.to_ascii_lowercase();
+    let ext = std::str::from_utf8(&file_name[dot + 1..])
+        .ok()?
+        .to_ascii_lowercase();
     AUDIO_EXTENSIONS.contains(&ext.as_str()).then_some(ext)
 }
 

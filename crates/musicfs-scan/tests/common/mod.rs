@@ -48,9 +48,12 @@ pub fn assert_consistent(db: &Path) {
     assert!(problems.is_empty(), "inconsistent DB: {problems:#?}");
 }
 
-/// The observable library: every (virtual path, size, title) and every real path. Which of
-/// two identical duplicates gets " (2)" is not part of it.
-pub fn snapshot(db: &Path) -> (BTreeSet<(String, i64, Option<String>)>, BTreeSet<Vec<u8>>) {
+/// (virtual path, size, title) of every placement.
+pub type Tree = BTreeSet<(String, i64, Option<String>)>;
+
+/// The observable library: the virtual tree and every real path. Which of two identical
+/// duplicates gets " (2)" is not part of it.
+pub fn snapshot(db: &Path) -> (Tree, BTreeSet<Vec<u8>>) {
     let conn = Connection::open(db).unwrap();
     let mut tree = BTreeSet::new();
     let mut stmt = conn
@@ -86,7 +89,8 @@ pub fn vpath_of(conn: &Connection, real: &Path) -> Option<(i64, String)> {
 }
 
 pub fn data_version(conn: &Connection) -> i64 {
-    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap()
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .unwrap()
 }
 
 /// Moves a file's mtime forward so a rewrite of the same size is seen as a change.
