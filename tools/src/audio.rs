@@ -47,6 +47,10 @@ impl Format {
         }
     }
 
+    pub fn by_ext(ext: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.ext() == ext)
+    }
+
     fn tag_type(self) -> TagType {
         match self {
             Format::Flac | Format::Opus => TagType::VorbisComments,

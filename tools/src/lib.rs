@@ -7,5 +7,5 @@ pub mod library;
 mod rng;
 
 pub use audio::{Format, write_hostile_opus, write_track};
-pub use library::{GeneratedFile, generate_library};
+pub use library::{GeneratedFile, generate_library, generate_library_with};
 pub use rng::Rng;

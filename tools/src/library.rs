@@ -115,6 +115,17 @@ fn disk_name(s: &str) -> String {
 /// Writes `n` tagged files below `root`, deterministically from `seed`. About 100 files per
 /// artist, 8–14 per album, so the tree has the shape of a real library at any N.
 pub fn generate_library(root: &Path, n: usize, seed: u64) -> anyhow::Result<Vec<GeneratedFile>> {
+    generate_library_with(root, n, seed, &Format::ALL)
+}
+
+/// [`generate_library`] restricted to some formats (to compare with tools that read fewer).
+pub fn generate_library_with(
+    root: &Path,
+    n: usize,
+    seed: u64,
+    formats: &[Format],
+) -> anyhow::Result<Vec<GeneratedFile>> {
+    anyhow::ensure!(!formats.is_empty(), "no format to generate");
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(n);
     let mut artist_ix = 0u64;
@@ -132,7 +143,7 @@ pub fn generate_library(root: &Path, n: usize, seed: u64) -> anyhow::Result<Vec<
             let compilation = rng.chance(5);
             let missing_year = rng.chance(10);
             let tracks = 8 + rng.below(7) as u32;
-            let format = *rng.pick(&Format::ALL);
+            let format = *rng.pick(formats);
             let genre = rng.pick(GENRES).to_string();
             let dir = root
                 .join(disk_name(&artist))

@@ -16,13 +16,24 @@ struct Args {
     n: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Comma-separated formats among flac,mp3,wav,aiff,opus (default: all).
+    #[arg(long, value_delimiter = ',')]
+    formats: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     let started = Instant::now();
-    let files = musicfs_tools::generate_library(&args.out, args.n, args.seed)?;
+    let formats = if args.formats.is_empty() {
+        musicfs_tools::Format::ALL.to_vec()
+    } else {
+        args.formats
+            .iter()
+            .map(|f| musicfs_tools::Format::by_ext(f).ok_or_else(|| anyhow::anyhow!("unknown format {f}")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let files = musicfs_tools::generate_library_with(&args.out, args.n, args.seed, &formats)?;
     eprintln!(
         "wrote {} files to {} in {:.1}s",
         files.len(),
