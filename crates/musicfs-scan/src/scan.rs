@@ -65,9 +65,12 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
         .build()?;
     let pool = ReadPool::open(
         &cfg.db,
+        // Walkers read each folder's rows once: the OS page cache serves them well, and a
+        // small SQLite cache and no mmap keep the scanner's RSS flat as the DB grows.
         &PoolOptions {
             max_size: threads as u32 + 2,
-            mmap_size: 256 << 20,
+            mmap_size: 0,
+            cache_kib: 2 << 10,
         },
     )?;
     let progress = progress_bar(cfg.progress);
