@@ -30,7 +30,10 @@ fn main() -> anyhow::Result<()> {
     } else {
         args.formats
             .iter()
-            .map(|f| musicfs_tools::Format::by_ext(f).ok_or_else(|| anyhow::anyhow!("unknown format {f}")))
+            .map(|f| {
+                musicfs_tools::Format::by_ext(f)
+                    .ok_or_else(|| anyhow::anyhow!("unknown format {f}"))
+            })
             .collect::<anyhow::Result<_>>()?
     };
     let files = musicfs_tools::generate_library_with(&args.out, args.n, args.seed, &formats)?;
