@@ -15,6 +15,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Mount the library. `musicfs mount MUSIC_DIR MOUNTPOINT` also scans MUSIC_DIR in the
+    /// background (the tree fills in live); `musicfs mount --db DB MOUNTPOINT` only serves.
+    Mount(MountArgs),
     /// Scan music folders into the database (same as `musicfs-scan`).
     Scan(musicfs_scan::cli::Args),
     /// Check the database: SQLite integrity and every invariant of the virtual tree.
@@ -29,8 +32,46 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct MountArgs {
+    /// [MUSIC_DIR] MOUNTPOINT
+    #[arg(num_args = 1..=2, required = true, value_names = ["MUSIC_DIR", "MOUNTPOINT"])]
+    paths: Vec<PathBuf>,
+    /// The database. Default: $XDG_DATA_HOME/musicfs/library.db.
+    #[arg(long, env = "MUSICFS_DB")]
+    db: Option<PathBuf>,
+    /// Owner shown for every entry (default: you).
+    #[arg(long)]
+    uid: Option<u32>,
+    #[arg(long)]
+    gid: Option<u32>,
+    /// Let other users (e.g. a media server account) see the mount.
+    #[arg(long)]
+    allow_other: bool,
+    /// Seconds the kernel may cache entries and attributes (changes are pushed regardless).
+    #[arg(long, default_value_t = 60.0)]
+    ttl: f64,
+    /// Entries kept in each in-memory cache (lookups, attributes).
+    #[arg(long, default_value_t = 200_000)]
+    cache_entries: u64,
+    /// FUSE worker threads.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+    /// Never use kernel FUSE passthrough for reads.
+    #[arg(long)]
+    no_passthrough: bool,
+    #[arg(long, short)]
+    quiet: bool,
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Mount(args) => {
+            musicfs_scan::cli::init_logging(args.quiet, args.verbose.max(1));
+            report(mount(args))
+        }
         Command::Scan(args) => musicfs_scan::cli::main_with(args),
         Command::Check { db } => report(check(db)),
         Command::Stats { db } => report(stats(db)),
@@ -95,5 +136,58 @@ fn stats(db: Option<PathBuf>) -> anyhow::Result<bool> {
         };
         println!("view {name:<10} {template}");
     }
+    Ok(true)
+}
+
+fn mount(args: MountArgs) -> anyhow::Result<bool> {
+    let (music_dir, mountpoint) = match args.paths.as_slice() {
+        [mountpoint] => (None, mountpoint.clone()),
+        [music, mountpoint] => (Some(music.clone()), mountpoint.clone()),
+        _ => unreachable!("clap enforces 1..=2 paths"),
+    };
+    let db = match args.db {
+        Some(db) => db,
+        None => {
+            let db = musicfs_db::default_db_path().context("no --db given and no $HOME")?;
+            std::fs::create_dir_all(db.parent().unwrap())
+                .with_context(|| format!("{}: cannot create", db.display()))?;
+            db
+        }
+    };
+    if music_dir.is_some() {
+        // Create and migrate the DB so the mount can open it before the first scan commits.
+        drop(musicfs_db::Writer::open(&db)?);
+    }
+    let mut cfg = musicfs_fs::MountConfig::new(&db, &mountpoint);
+    cfg.uid = args.uid.unwrap_or(cfg.uid);
+    cfg.gid = args.gid.unwrap_or(cfg.gid);
+    cfg.allow_other = args.allow_other;
+    cfg.ttl = std::time::Duration::from_secs_f64(args.ttl.max(0.0));
+    cfg.lookup_cache = args.cache_entries;
+    cfg.attr_cache = args.cache_entries;
+    cfg.threads = args.threads.max(1);
+    cfg.passthrough = !args.no_passthrough;
+    let mounted = musicfs_fs::mount(cfg)?;
+    eprintln!(
+        "musicfs: serving {} at {} (Ctrl-C or `fusermount3 -u {}` to stop)",
+        db.display(),
+        mounted.mountpoint().display(),
+        mounted.mountpoint().display()
+    );
+    if let Some(music_dir) = music_dir {
+        // Delta scan in the background: cheap when nothing changed, fills the tree live when
+        // the DB is new. A refused or failed scan leaves the mount serving what the DB has.
+        let scan_cfg = musicfs_scan::ScanConfig::new(&db, vec![music_dir]);
+        std::thread::Builder::new()
+            .name("musicfs-scan".into())
+            .spawn(move || match musicfs_scan::scan(&scan_cfg) {
+                Ok(s) => tracing::info!(
+                    "scan done: {} added, {} changed, {} removed, {} unchanged, {} errors in {:.1}s",
+                    s.added, s.changed, s.removed, s.unchanged, s.errors, s.seconds
+                ),
+                Err(err) => tracing::error!("background scan: {err}"),
+            })?;
+    }
+    mounted.wait()?;
     Ok(true)
 }

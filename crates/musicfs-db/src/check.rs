@@ -33,6 +33,11 @@ const INVARIANTS: &[(&str, &str)] = &[
         "SELECT id FROM dirs WHERE nentries = 0 AND id != 1",
     ),
     (
+        "totals differ from the files table",
+        "SELECT 1 FROM totals WHERE files != (SELECT count(*) FROM files) \
+         OR bytes != (SELECT coalesce(sum(size), 0) FROM files)",
+    ),
+    (
         "file without exactly one entry per view",
         "SELECT f.id FROM files f WHERE \
          (SELECT count(*) FROM entries e WHERE e.file_id = f.id) != \

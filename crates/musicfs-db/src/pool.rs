@@ -1,4 +1,6 @@
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use r2d2::PooledConnection;
@@ -17,6 +19,9 @@ pub struct PoolOptions {
     pub mmap_size: u64,
     /// SQLite page cache per connection, KiB.
     pub cache_kib: u32,
+    /// When set, counts SQLite VM instructions run on pool connections, in thousands: a
+    /// cheap, always-on measure of how much work queries do (a table scan shows at once).
+    pub vm_kilosteps: Option<Arc<AtomicU64>>,
 }
 
 impl Default for PoolOptions {
@@ -25,6 +30,7 @@ impl Default for PoolOptions {
             max_size: 8,
             mmap_size: 2 << 30,
             cache_kib: 16 << 10,
+            vm_kilosteps: None,
         }
     }
 }
@@ -44,6 +50,7 @@ impl ReadPool {
     /// connection open and two pragma reads: nothing here grows with the library.
     pub fn open(path: &Path, options: &PoolOptions) -> Result<ReadPool> {
         let (mmap, cache) = (options.mmap_size, options.cache_kib);
+        let counter = options.vm_kilosteps.clone();
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(move |c| {
@@ -52,6 +59,15 @@ impl ReadPool {
                     "PRAGMA query_only = 1; PRAGMA mmap_size = {mmap}; PRAGMA cache_size = -{cache};"
                 ))?;
                 c.set_prepared_statement_cache_capacity(64);
+                if let Some(counter) = counter.clone() {
+                    c.progress_handler(
+                        1000,
+                        Some(move || {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            false // never interrupt
+                        }),
+                    )?;
+                }
                 Ok(())
             });
         let pool = r2d2::Pool::builder()

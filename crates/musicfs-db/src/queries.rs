@@ -60,6 +60,10 @@ pub const FILE_IN_FOLDER: &str =
     "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1 AND name = ?2";
 pub const BACKING_PATH: &str = "SELECT o.root, d.path, f.name FROM files f \
      JOIN folders d ON d.id = f.folder_id JOIN origins o ON o.id = d.origin_id WHERE f.id = ?1";
+pub const CHANGES_SINCE: &str =
+    "SELECT seq, parent_id, name, entry_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+pub const CHANGES_RANGE: &str = "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM changes";
+pub const TOTALS: &str = "SELECT files, bytes FROM totals WHERE id = 1";
 pub const ORIGIN_HAS_FILES: &str = "SELECT EXISTS (SELECT 1 FROM folders d \
      JOIN files f ON f.folder_id = d.id WHERE d.origin_id = ?1)";
 
@@ -188,4 +192,45 @@ pub fn origin_has_files(conn: &Connection, origin_id: i64) -> Result<bool> {
         .ctx("origin_has_files")?;
     stmt.query_row(params![origin_id], |r| r.get(0))
         .ctx("origin_has_files")
+}
+
+/// One change to the virtual tree (see `changes` in docs/schema.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub parent_id: i64,
+    pub name: String,
+    pub entry_id: i64,
+}
+
+/// Up to `limit` changes with seq > `after`, oldest first.
+pub fn changes_since(conn: &Connection, after: i64, limit: u32) -> Result<Vec<Change>> {
+    let mut stmt = conn.prepare_cached(CHANGES_SINCE).ctx("changes_since")?;
+    let rows = stmt
+        .query_map(params![after, limit], |r| {
+            Ok(Change {
+                seq: r.get(0)?,
+                parent_id: r.get(1)?,
+                name: r.get(2)?,
+                entry_id: r.get(3)?,
+            })
+        })
+        .ctx("changes_since")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("changes_since")
+}
+
+/// (oldest, newest) seq still in the change log; (0, 0) when empty. O(1): rowid ends.
+pub fn changes_range(conn: &Connection) -> Result<(i64, i64)> {
+    conn.prepare_cached(CHANGES_RANGE)
+        .ctx("changes_range")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ctx("changes_range")
+}
+
+/// (files, bytes) in the library.
+pub fn totals(conn: &Connection) -> Result<(i64, i64)> {
+    conn.prepare_cached(TOTALS)
+        .ctx("totals")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ctx("totals")
 }

@@ -11,7 +11,10 @@ use crate::{DbError, Result};
 pub const APPLICATION_ID: i64 = 0x4D55_4653;
 
 /// Forward migrations, in order. Index i takes `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../../../sql/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../sql/001_init.sql"),
+    include_str!("../../../sql/002_changes.sql"),
+];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

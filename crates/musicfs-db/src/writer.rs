@@ -41,6 +41,10 @@ pub struct StoredTrack {
     pub track: Track,
 }
 
+/// Rows of `changes` kept: enough for a mount polling every 200 ms to never fall behind,
+/// small enough to stay a few tens of MB.
+pub const CHANGES_KEPT: i64 = 1_000_000;
+
 pub struct Writer {
     conn: Connection,
     in_tx: bool,
@@ -102,6 +106,11 @@ impl Writer {
     }
 
     pub fn commit(&mut self) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?1")
+            .ctx("prune_changes")?
+            .execute(params![CHANGES_KEPT])
+            .ctx("prune_changes")?;
         self.conn.execute_batch("COMMIT").ctx("commit")?;
         self.in_tx = false;
         Ok(())
@@ -188,6 +197,19 @@ impl Writer {
     /// Inserts or updates a file row; returns its id (unchanged for an existing file).
     pub fn put_file(&self, folder_id: i64, rec: &FileRecord) -> Result<i64> {
         let t = rec.track;
+        let old_size: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT size FROM files WHERE folder_id = ?1 AND name = ?2")
+            .ctx("put_file")?
+            .query_row(params![folder_id, PathBytes::borrowed(rec.name)], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ctx("put_file")?;
+        match old_size {
+            Some(old) => self.add_totals(0, rec.size - old)?,
+            None => self.add_totals(1, rec.size)?,
+        }
         let sql = format!(
             "INSERT INTO files (folder_id, name, size, mtime_ns, ext, scan_error, scanned_ns, \
              {TRACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
@@ -241,13 +263,15 @@ impl Writer {
 
     /// Makes the file's entries match `placements` ((key, components) per view). Entries whose
     /// key is unchanged are kept, with their inode; the others are removed and new ones added.
-    /// Returns how many entries were added or removed.
+    /// Returns how many entries were added or removed. `file_changed`: the file's attributes
+    /// changed, so kept entries are logged for the mount to refresh.
     pub fn place(
         &self,
         file_id: i64,
         placements: &[(i64, &[String])],
         ext: &str,
         policy: &dyn NamePolicy,
+        file_changed: bool,
     ) -> Result<usize> {
         let existing: Vec<(i64, i64, i64)> = self
             .conn
@@ -264,6 +288,14 @@ impl Writer {
             if !wanted.contains(&key) {
                 self.remove_entry(id, parent)?;
                 changes += 1;
+            } else if file_changed {
+                let name: String = self
+                    .conn
+                    .prepare_cached("SELECT name FROM entries WHERE id = ?1")
+                    .ctx("place")?
+                    .query_row(params![id], |r| r.get(0))
+                    .ctx("place")?;
+                self.log_change(parent, &name, id)?;
             }
         }
         for (key, components) in placements {
@@ -300,11 +332,16 @@ impl Writer {
             .ctx("remove_file")?
             .execute(params![file_id])
             .ctx("remove_file")?;
-        self.conn
-            .prepare_cached("DELETE FROM files WHERE id = ?1")
+        let size: Option<i64> = self
+            .conn
+            .prepare_cached("DELETE FROM files WHERE id = ?1 RETURNING size")
             .ctx("remove_file")?
-            .execute(params![file_id])
+            .query_row(params![file_id], |r| r.get(0))
+            .optional()
             .ctx("remove_file")?;
+        if let Some(size) = size {
+            self.add_totals(-1, -size)?;
+        }
         Ok(())
     }
 
@@ -441,6 +478,7 @@ impl Writer {
                 |r| r.get(0),
             )
             .ctx("insert_entry")?;
+        self.log_change(parent, name, id)?;
         if file.is_none() {
             self.conn
                 .prepare_cached("INSERT INTO dirs (id, nentries, mtime_ns) VALUES (?1, 0, ?2)")
@@ -461,11 +499,13 @@ impl Writer {
                 .ctx("remove_entry")?
                 .execute(params![id])
                 .ctx("remove_entry")?;
-            self.conn
-                .prepare_cached("DELETE FROM entries WHERE id = ?1")
+            let name: String = self
+                .conn
+                .prepare_cached("DELETE FROM entries WHERE id = ?1 RETURNING name")
                 .ctx("remove_entry")?
-                .execute(params![id])
+                .query_row(params![id], |r| r.get(0))
                 .ctx("remove_entry")?;
+            self.log_change(parent, &name, id)?;
             let left = self.touch_dir(parent, -1)?;
             if left > 0 || parent == ROOT_ID {
                 return Ok(());
@@ -478,6 +518,24 @@ impl Writer {
                 .ctx("remove_entry")?;
             (id, parent) = (parent, grandparent);
         }
+    }
+
+    fn log_change(&self, parent: i64, name: &str, entry: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO changes (parent_id, name, entry_id) VALUES (?1, ?2, ?3)")
+            .ctx("log_change")?
+            .execute(params![parent, name, entry])
+            .ctx("log_change")?;
+        Ok(())
+    }
+
+    fn add_totals(&self, files: i64, bytes: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE totals SET files = files + ?1, bytes = bytes + ?2 WHERE id = 1")
+            .ctx("add_totals")?
+            .execute(params![files, bytes])
+            .ctx("add_totals")?;
+        Ok(())
     }
 
     /// Adds `delta` to a directory's child count, stamps its mtime; returns the new count.

@@ -47,7 +47,8 @@ fn add(w: &Writer, name: &[u8], path: &[&str], policy: &dyn NamePolicy) -> i64 {
         )
         .unwrap();
     let comps: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-    w.place(id, &[(key(path), &comps)], "flac", policy).unwrap();
+    w.place(id, &[(key(path), &comps)], "flac", policy, true)
+        .unwrap();
     id
 }
 
@@ -123,13 +124,13 @@ fn unchanged_key_keeps_the_inode() {
     let before = resolve(&w, &["A", "T.flac"]).unwrap().id;
     let comps = vec!["A".to_string(), "T.flac".to_string()];
     let changes = w
-        .place(id, &[(key(&["A", "T.flac"]), &comps)], "flac", &CS)
+        .place(id, &[(key(&["A", "T.flac"]), &comps)], "flac", &CS, false)
         .unwrap();
     assert_eq!(changes, 0);
     assert_eq!(resolve(&w, &["A", "T.flac"]).unwrap().id, before);
     // A new path gets a new, larger inode; the old one is gone and A is pruned.
     let comps = vec!["B".to_string(), "T.flac".to_string()];
-    w.place(id, &[(key(&["B", "Tx.flac"]), &comps)], "flac", &CS)
+    w.place(id, &[(key(&["B", "Tx.flac"]), &comps)], "flac", &CS, true)
         .unwrap();
     let after = resolve(&w, &["B", "T.flac"]).unwrap().id;
     assert!(after > before);

@@ -41,7 +41,7 @@ pub(crate) fn relayout(
                 .iter()
                 .map(|p| (p.key, p.components.as_slice()))
                 .collect();
-            if writer.place(stored.id, &refs, &stored.ext, policy)? > 0 {
+            if writer.place(stored.id, &refs, &stored.ext, policy, false)? > 0 {
                 Counters::bump(&counters.relayout, 1);
             }
         }

@@ -71,6 +71,7 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
             max_size: threads as u32 + 2,
             mmap_size: 0,
             cache_kib: 2 << 10,
+            vm_kilosteps: None,
         },
     )?;
     let progress = progress_bar(cfg.progress);

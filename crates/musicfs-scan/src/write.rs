@@ -116,7 +116,7 @@ fn apply(
                 .iter()
                 .map(|p| (p.key, p.components.as_slice()))
                 .collect();
-            writer.place(file_id, &placements, &put.ext, policy)?;
+            writer.place(file_id, &placements, &put.ext, policy, true)?;
         }
         Op::RemoveFile { file_id } => {
             writer.remove_file(file_id)?;

@@ -1,0 +1,20 @@
+//! The musicfs FUSE filesystem: the virtual tree served straight from the DB.
+//!
+//! Every `lookup`, `getattr` and `readdir` is an indexed query through a pool of read-only
+//! connections, fronted by bounded moka caches; nothing is loaded at mount, so mounting is
+//! O(1) and memory is bounded by cache capacities, never by the library. A watcher thread
+//! tails the scanner's change log and invalidates exactly what changed, in the caches and in
+//! the kernel, so kernel TTLs can be long and still correct.
+
+mod attr;
+mod cache;
+mod error;
+mod filesystem;
+mod handles;
+mod mount;
+mod mountinfo;
+mod watch;
+
+pub use error::FsError;
+pub use mount::{MountConfig, Mounted, mount};
+pub use mountinfo::is_mount_point;

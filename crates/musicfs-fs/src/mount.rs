@@ -1,0 +1,231 @@
+//! Mounting: checks, the FUSE session, the watcher, and a clean unmount on SIGINT/SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+use musicfs_db::{PoolOptions, ReadPool};
+
+use crate::attr::Owner;
+use crate::cache::Caches;
+use crate::filesystem::MusicFs;
+use crate::handles::Handles;
+use crate::watch::Watcher;
+use crate::{FsError, is_mount_point};
+
+/// Everything a mount needs. `MountConfig::new` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    pub db: PathBuf,
+    pub mountpoint: PathBuf,
+    /// Owner of every entry (default: the user who mounts).
+    pub uid: u32,
+    pub gid: u32,
+    /// Let other users see the mount (needs `user_allow_other` in /etc/fuse.conf for non-root).
+    pub allow_other: bool,
+    /// How long the kernel may cache entries, negative entries and attributes. Long is safe:
+    /// the watcher invalidates what the scanner changes.
+    pub ttl: Duration,
+    /// moka capacities, in entries.
+    pub lookup_cache: u64,
+    pub attr_cache: u64,
+    /// FUSE worker threads, each with its own cloned /dev/fuse fd.
+    pub threads: usize,
+    /// Use kernel FUSE passthrough for reads when the kernel and privileges allow.
+    pub passthrough: bool,
+    /// How often the watcher checks for committed changes.
+    pub poll_interval: Duration,
+    pub pool: PoolOptions,
+}
+
+impl MountConfig {
+    pub fn new(db: impl Into<PathBuf>, mountpoint: impl Into<PathBuf>) -> MountConfig {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        MountConfig {
+            db: db.into(),
+            mountpoint: mountpoint.into(),
+            uid,
+            gid,
+            allow_other: false,
+            ttl: Duration::from_secs(60),
+            lookup_cache: 200_000,
+            attr_cache: 200_000,
+            threads: 4,
+            passthrough: true,
+            poll_interval: Duration::from_millis(200),
+            pool: PoolOptions::default(),
+        }
+    }
+}
+
+/// A live mount. Dropping it unmounts.
+pub struct Mounted {
+    session: Option<BackgroundSession>,
+    watcher: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    handles: Arc<Handles>,
+    vm_kilosteps: Arc<AtomicU64>,
+    mountpoint: PathBuf,
+}
+
+/// Mounts the DB's tree at the mountpoint and returns at once; requests are served by
+/// background threads. O(1): opens the pool and reads two pragmas, whatever the library size.
+pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
+    if !cfg.db.is_file() {
+        return Err(FsError::NoDatabase { path: cfg.db });
+    }
+    let mountpoint = std::fs::canonicalize(&cfg.mountpoint)
+        .and_then(|p| {
+            if p.is_dir() {
+                Ok(p)
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::ENOTDIR))
+            }
+        })
+        .map_err(|source| FsError::Mountpoint {
+            path: cfg.mountpoint.clone(),
+            source,
+        })?;
+    if is_mount_point(&mountpoint) {
+        return Err(FsError::Busy { path: mountpoint });
+    }
+    let vm_kilosteps = Arc::new(AtomicU64::new(0));
+    let mut pool_options = cfg.pool.clone();
+    pool_options.max_size = pool_options.max_size.max(cfg.threads as u32 + 1);
+    pool_options.vm_kilosteps = Some(vm_kilosteps.clone());
+    let pool = ReadPool::open(&cfg.db, &pool_options)?;
+    let caches = Arc::new(Caches::new(cfg.lookup_cache, cfg.attr_cache));
+    let handles = Arc::new(Handles::default());
+    let fs = MusicFs {
+        pool: pool.clone(),
+        caches: caches.clone(),
+        handles: handles.clone(),
+        owner: Owner {
+            uid: cfg.uid,
+            gid: cfg.gid,
+        },
+        ttl: cfg.ttl,
+        passthrough: AtomicBool::new(cfg.passthrough),
+    };
+
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(format!("musicfs:{}", cfg.db.display())),
+        MountOption::Subtype("musicfs".into()),
+        MountOption::RO,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::NoAtime,
+        MountOption::DefaultPermissions,
+    ];
+    config.acl = if cfg.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(cfg.threads.max(1));
+    config.clone_fd = true;
+    let session =
+        fuser::Session::new(fs, &mountpoint, &config).map_err(|source| FsError::Mount {
+            path: mountpoint.clone(),
+            source,
+        })?;
+    let notifier = session.notifier();
+    let session = session.spawn().map_err(|source| FsError::Mount {
+        path: mountpoint.clone(),
+        source,
+    })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = Watcher {
+        pool,
+        caches,
+        notifier,
+        interval: cfg.poll_interval,
+        stop: stop.clone(),
+    }
+    .spawn()
+    .map_err(|source| FsError::Mount {
+        path: mountpoint.clone(),
+        source,
+    })?;
+    tracing::info!(mountpoint = %mountpoint.display(), db = %cfg.db.display(), "mounted");
+    Ok(Mounted {
+        session: Some(session),
+        watcher: Some(watcher),
+        stop,
+        handles,
+        vm_kilosteps,
+        mountpoint,
+    })
+}
+
+impl Mounted {
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// SQLite VM instructions run by this mount's queries, in thousands (a work counter).
+    pub fn vm_kilosteps(&self) -> u64 {
+        self.vm_kilosteps.load(Ordering::Relaxed)
+    }
+
+    /// Files currently open through the mount.
+    pub fn open_files(&self) -> usize {
+        self.handles.open_count()
+    }
+
+    /// Whether the FUSE session ended (e.g. `fusermount3 -u` from outside).
+    pub fn is_finished(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.guard.is_finished())
+    }
+
+    /// Blocks until SIGINT or SIGTERM (then unmounts) or until unmounted from outside.
+    pub fn wait(mut self) -> Result<(), FsError> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [SIGINT, SIGTERM] {
+            signal_hook::flag::register(sig, flag.clone()).map_err(|source| FsError::Mount {
+                path: self.mountpoint.clone(),
+                source,
+            })?;
+        }
+        while !flag.load(Ordering::Relaxed) && !self.is_finished() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        tracing::info!(mountpoint = %self.mountpoint.display(), "unmounting");
+        self.shutdown()
+    }
+
+    /// Unmounts and waits for the worker threads.
+    pub fn unmount(mut self) -> Result<(), FsError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), FsError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let result = match self.session.take() {
+            Some(s) if !s.guard.is_finished() => s.umount_and_join(),
+            Some(s) => s.join(),
+            None => Ok(()),
+        };
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+        result.map_err(|source| FsError::Mount {
+            path: self.mountpoint.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(err) = self.shutdown() {
+            tracing::warn!("unmount: {err}");
+        }
+    }
+}

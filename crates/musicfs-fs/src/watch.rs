@@ -1,0 +1,92 @@
+//! Live updates: a thread tails the scanner's change log and invalidates what changed, in the
+//! moka caches and in the kernel, within one poll interval of each commit.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use fuser::{INodeNo, Notifier};
+use musicfs_db::{ReadPool, queries};
+
+use crate::cache::Caches;
+
+const BATCH: u32 = 10_000;
+
+pub(crate) struct Watcher {
+    pub pool: ReadPool,
+    pub caches: Arc<Caches>,
+    pub notifier: Notifier,
+    pub interval: Duration,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Watcher {
+    pub(crate) fn spawn(self) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("musicfs-watch".into())
+            .spawn(move || self.run())
+    }
+
+    fn run(self) {
+        // One dedicated connection: `data_version` is per connection, and changes only when
+        // another connection commits. Cheap to poll (no I/O when nothing changed).
+        let conn = match self.pool.get() {
+            Ok(c) => c,
+            Err(err) => return tracing::error!("live updates disabled: {err}"),
+        };
+        let data_version =
+            || -> Option<i64> { conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok() };
+        let mut seen_version = data_version();
+        let mut cursor = match queries::changes_range(&conn) {
+            Ok((_, newest)) => newest,
+            Err(err) => return tracing::error!("live updates disabled: {err}"),
+        };
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(self.interval);
+            let version = data_version();
+            if version == seen_version {
+                continue;
+            }
+            seen_version = version;
+            match self.catch_up(&conn, cursor) {
+                Ok(next) => cursor = next,
+                Err(err) => tracing::warn!("reading the change log: {err}"),
+            }
+        }
+    }
+
+    /// Applies every change after `cursor`; returns the new cursor.
+    fn catch_up(
+        &self,
+        conn: &rusqlite::Connection,
+        mut cursor: i64,
+    ) -> Result<i64, musicfs_db::DbError> {
+        let (oldest, newest) = queries::changes_range(conn)?;
+        if newest < cursor || (oldest > cursor + 1 && newest > cursor) {
+            // The log was pruned past us (or the DB was replaced): forget everything cached
+            // here; kernel entries expire with their TTL.
+            tracing::warn!("change log moved past this mount; dropping all caches");
+            self.caches.invalidate_all();
+            return Ok(newest);
+        }
+        loop {
+            let changes = queries::changes_since(conn, cursor, BATCH)?;
+            for c in &changes {
+                let (parent, entry) = (c.parent_id as u64, c.entry_id as u64);
+                self.caches.invalidate(parent, &c.name, entry);
+                // ENOENT means the kernel holds nothing for it: fine.
+                let _ = self
+                    .notifier
+                    .inval_entry(INodeNo(parent), OsStr::new(&c.name));
+                let _ = self.notifier.inval_inode(INodeNo(entry), 0, 0);
+                let _ = self.notifier.inval_inode(INodeNo(parent), 0, 0);
+                cursor = c.seq;
+            }
+            if changes.len() < BATCH as usize {
+                return Ok(cursor);
+            }
+        }
+    }
+}
