@@ -205,20 +205,62 @@ impl Mounted {
         self.shutdown()
     }
 
+    /// Unmounts, then waits for the session to end. When a file or directory is still open
+    /// (a player, a shell's cwd) the mount is detached instead: it disappears from the
+    /// namespace at once, open files keep reading, and the session ends after the last close.
     fn shutdown(&mut self) -> Result<(), FsError> {
         self.stop.store(true, Ordering::Relaxed);
-        let result = match self.session.take() {
-            Some(s) if !s.guard.is_finished() => s.umount_and_join(),
-            Some(s) => s.join(),
-            None => Ok(()),
-        };
         if let Some(w) = self.watcher.take() {
             let _ = w.join();
         }
-        result.map_err(|source| FsError::Mount {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        let err = |source| FsError::Mount {
             path: self.mountpoint.clone(),
             source,
-        })
+        };
+        if !session.guard.is_finished() {
+            match unmount(&self.mountpoint, false) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    unmount(&self.mountpoint, true).map_err(err)?;
+                    tracing::warn!(
+                        mountpoint = %self.mountpoint.display(),
+                        "mount busy: detached; serving open files until they are closed"
+                    );
+                }
+                other => other.map_err(err)?,
+            }
+        }
+        session.join().map_err(err)
+    }
+}
+
+/// Unmounts `path` (`lazy`: detach even if busy). Root calls umount2 directly; other users go
+/// through the setuid `fusermount3`.
+fn unmount(path: &Path, lazy: bool) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let flags = if lazy { libc::MNT_DETACH } else { 0 };
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
+            return Ok(());
+        }
+        return Err(std::io::Error::last_os_error());
+    }
+    let status = std::process::Command::new("fusermount3")
+        .arg(if lazy { "-uz" } else { "-u" })
+        .arg(path)
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        // fusermount3 reports "busy" only in text; treat a failed plain unmount as busy.
+        Err(std::io::Error::from_raw_os_error(libc::EBUSY))
     }
 }
 

@@ -187,7 +187,9 @@ pub fn init_logging(quiet: bool, verbose: u8) {
             tracing_subscriber::EnvFilter::try_from_env("MUSICFS_LOG")
                 // lofty logs its own recoveries at warn: noise next to our per-file report.
                 .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new(format!("{level},lofty=error"))
+                    tracing_subscriber::EnvFilter::new(format!(
+                        "{level},lofty=error,fuser::mnt=error"
+                    ))
                 }),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,0 +1,199 @@
+//! The `musicfs` binary as users and service managers run it.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn musicfs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_musicfs"))
+}
+
+fn is_mounted(mnt: &Path) -> bool {
+    let mnt = std::fs::canonicalize(mnt).unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == mnt.to_str())
+}
+
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+}
+
+fn library(dir: &Path, n: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let music = dir.join("music");
+    musicfs_tools::generate_library(&music, n, 5).unwrap();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    (music, mnt)
+}
+
+#[test]
+fn mount_with_a_music_folder_fills_in_live_and_sigterm_unmounts_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (music, mnt) = library(dir.path(), 40);
+    let db = dir.path().join("lib.db");
+    let mut child = musicfs()
+        .args(["mount", "--db"])
+        .arg(&db)
+        .arg(&music)
+        .arg(&mnt)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || is_mounted(&mnt)),
+        "never mounted"
+    );
+    // The DB was empty: the background scan fills the tree while mounted.
+    let count = || walk_files(&mnt);
+    assert!(
+        wait_for(Duration::from_secs(10), || count() == 40),
+        "tree did not fill: {}",
+        count()
+    );
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status}");
+    assert!(!is_mounted(&mnt), "still mounted after SIGTERM");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("unmounting"), "{err}");
+}
+
+#[test]
+fn sigterm_with_a_file_open_detaches_and_the_file_keeps_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let (music, mnt) = library(dir.path(), 10);
+    let db = dir.path().join("lib.db");
+    let scan = musicfs()
+        .args(["scan", "--quiet", "--db"])
+        .arg(&db)
+        .arg(&music)
+        .status()
+        .unwrap();
+    assert!(scan.success());
+    let mut child = musicfs()
+        .args(["mount", "--quiet", "--db"])
+        .arg(&db)
+        .arg(&mnt)
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || is_mounted(&mnt)));
+    let file = first_file(&mnt);
+    let expected_len = std::fs::metadata(&file).unwrap().len() as usize;
+    let mut open = std::fs::File::open(&file).unwrap();
+    sigterm(&child);
+    assert!(
+        wait_for(Duration::from_secs(5), || !is_mounted(&mnt)),
+        "not detached"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited while a file was still open"
+    );
+    let mut bytes = Vec::new();
+    open.read_to_end(&mut bytes).unwrap();
+    assert_eq!(bytes.len(), expected_len);
+    drop(open);
+    assert!(
+        wait_for(Duration::from_secs(10), || child
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "did not exit after the last close"
+    );
+}
+
+#[test]
+fn clear_errors_for_missing_database_busy_mountpoint_and_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = musicfs()
+        .args(["mount", "--db"])
+        .arg(dir.path().join("none.db"))
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no database here"), "{err}");
+
+    let db = dir.path().join("new.db");
+    musicfs_db_create(&db);
+    rusqlite_set_version(&db, 999);
+    let out = musicfs()
+        .args(["mount", "--db"])
+        .arg(&db)
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("newer than this musicfs"),
+        "{err}"
+    );
+}
+
+fn musicfs_db_create(db: &Path) {
+    let empty = db.with_extension("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let status = musicfs()
+        .args(["scan", "--quiet", "--db"])
+        .arg(db)
+        .arg(&empty)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn rusqlite_set_version(db: &Path, v: i64) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.pragma_update(None, "user_version", v).unwrap();
+}
+
+fn walk_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                walk_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+fn first_file(dir: &Path) -> std::path::PathBuf {
+    let mut d = dir.to_owned();
+    loop {
+        let e = std::fs::read_dir(&d).unwrap().next().unwrap().unwrap();
+        if e.file_type().unwrap().is_dir() {
+            d = e.path();
+        } else {
+            return e.path();
+        }
+    }
+}
