@@ -18,3 +18,8 @@ CREATE TABLE totals (
     bytes INTEGER NOT NULL
 ) STRICT;
 INSERT INTO totals (id, files, bytes) SELECT 1, count(*), coalesce(sum(size), 0) FROM files;
+
+-- readdir reads names and kinds only: make its index covering, so listing a directory reads
+-- one contiguous index range instead of a table row (scattered) per child. ~40 bytes per entry.
+DROP INDEX entries_by_parent;
+CREATE INDEX entries_by_parent ON entries(parent_id, id, name, file_id);

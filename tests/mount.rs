@@ -330,3 +330,26 @@ fn statfs_reports_the_library_size() {
     assert_eq!(st.f_namemax, 255);
     assert!(st.f_flag & libc::ST_RDONLY != 0);
 }
+
+#[test]
+fn readdirplus_mode_lists_the_same_tree_with_attributes() {
+    let mut lib = MountedLibrary::new(80, 97);
+    let plain = walk_relative(&lib.mnt);
+    lib.mounted.take().unwrap().unmount().unwrap();
+    let mut cfg = lib.mount_config();
+    cfg.readdirplus = true;
+    lib.mounted = Some(musicfs_fs::mount(cfg).unwrap());
+    let plus = walk_relative(&lib.mnt);
+    let (mut a, mut b) = (plain.clone(), plus);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    for (vpath, real) in lib.placements() {
+        let size = std::fs::metadata(OsStr::from_bytes(&real)).unwrap().len();
+        assert_eq!(
+            std::fs::metadata(lib.mnt.join(&vpath)).unwrap().len(),
+            size,
+            "{vpath}"
+        );
+    }
+}

@@ -52,7 +52,7 @@ struct MountArgs {
     #[arg(long, default_value_t = 60.0)]
     ttl: f64,
     /// Entries kept in each in-memory cache (lookups, attributes).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 65_536)]
     cache_entries: u64,
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
@@ -60,6 +60,9 @@ struct MountArgs {
     /// Never use kernel FUSE passthrough for reads.
     #[arg(long)]
     no_passthrough: bool,
+    /// Answer READDIRPLUS: faster `ls -l` on huge folders, slower plain listings.
+    #[arg(long)]
+    readdirplus: bool,
     #[arg(long, short)]
     quiet: bool,
     #[arg(long, short, action = clap::ArgAction::Count)]
@@ -167,6 +170,7 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
     cfg.attr_cache = args.cache_entries;
     cfg.threads = args.threads.max(1);
     cfg.passthrough = !args.no_passthrough;
+    cfg.readdirplus = args.readdirplus;
     let mounted = musicfs_fs::mount(cfg)?;
     eprintln!(
         "musicfs: serving {} at {} (Ctrl-C or `fusermount3 -u {}` to stop)",

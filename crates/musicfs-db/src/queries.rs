@@ -53,6 +53,9 @@ pub const LOOKUP: &str = entry_select!("WHERE e.parent_id = ?1 AND e.name = ?2")
 pub const ENTRY: &str = entry_select!("WHERE e.id = ?1");
 pub const READDIR_PAGE: &str =
     entry_select!("WHERE e.parent_id = ?1 AND e.id > ?2 ORDER BY e.id LIMIT ?3");
+/// readdir without attributes: answered from the covering index `entries_by_parent`.
+pub const READDIR_NAMES: &str = "SELECT id, name, file_id IS NOT NULL FROM entries \
+     WHERE parent_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 pub const FOLDER_ID: &str = "SELECT id FROM folders WHERE origin_id = ?1 AND path = ?2";
 pub const CHILD_FOLDERS: &str = "SELECT id, path FROM folders WHERE parent_id = ?1";
 pub const FOLDER_FILES: &str = "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1";
@@ -122,6 +125,23 @@ pub fn readdir_page(conn: &Connection, dir: i64, after: i64, limit: u32) -> Resu
         .query_map(params![dir, after, limit], entry_row)
         .ctx("readdir_page")?;
     rows.collect::<rusqlite::Result<_>>().ctx("readdir_page")
+}
+
+/// Like [`readdir_page`] without attributes: (inode, name, is_file). Reads only the covering
+/// index, the cheapest way to list a directory.
+pub fn readdir_names(
+    conn: &Connection,
+    dir: i64,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<(i64, String, bool)>> {
+    let mut stmt = conn.prepare_cached(READDIR_NAMES).ctx("readdir_names")?;
+    let rows = stmt
+        .query_map(params![dir, after, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .ctx("readdir_names")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("readdir_names")
 }
 
 /// The id of the folder at `path` (relative, '' for the root) of an origin.

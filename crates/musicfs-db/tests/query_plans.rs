@@ -37,6 +37,12 @@ fn hot_queries_use_indexes() {
     assert_indexed(c, "lookup(dir, name)", queries::LOOKUP, 2);
     assert_indexed(c, "getattr(inode)", queries::ENTRY, 1);
     assert_indexed(c, "readdir page", queries::READDIR_PAGE, 3);
+    assert_indexed(c, "readdir names", queries::READDIR_NAMES, 3);
+    let names_plan = plan(c, queries::READDIR_NAMES, 3).join(" ");
+    assert!(
+        names_plan.contains("COVERING INDEX entries_by_parent"),
+        "{names_plan}"
+    );
     assert_indexed(c, "folder by path", queries::FOLDER_ID, 2);
     assert_indexed(c, "file by path", queries::FILE_IN_FOLDER, 2);
     assert_indexed(c, "folder files", queries::FOLDER_FILES, 1);

@@ -21,10 +21,11 @@ use musicfs_db::{ReadPool, queries};
 use crate::FsError;
 use crate::attr::{Node, Owner, file_attr, negative_attr};
 use crate::cache::Caches;
-use crate::handles::{Handle, Handles};
+use crate::handles::{DirRow, Handle, Handles};
 
-/// Rows fetched per readdir query; a reply buffer holds a few hundred names.
-const READDIR_PAGE: u32 = 256;
+/// Rows fetched per readdir query; a kernel request holds ~100 names, the rest are buffered
+/// in the directory handle for the next requests.
+const READDIR_PAGE: u32 = 1024;
 /// Offsets of "." and ".."; a child with inode `id` has offset `id + 2` (inodes start at 2
 /// for children), so an offset always names the last entry returned, whatever changed since.
 const DOT_OFFSET: u64 = 1;
@@ -37,6 +38,8 @@ pub(crate) struct MusicFs {
     pub owner: Owner,
     pub ttl: Duration,
     pub passthrough: AtomicBool,
+    /// Answer READDIRPLUS (names with attributes) when the kernel asks.
+    pub readdirplus: bool,
 }
 
 type Result<T> = std::result::Result<T, FsError>;
@@ -70,11 +73,15 @@ impl MusicFs {
         Ok(node)
     }
 
-    /// Children of `dir` after `offset`, fed to `add` until it reports a full buffer.
+    /// Children of `dir` after `offset`, fed to `add` until it reports a full buffer. Pages are
+    /// buffered in the handle `fh` (from opendir) so consecutive requests share one query.
+    /// `with_attrs`: READDIRPLUS needs attributes; plain readdir reads names from the index.
     fn list(
         &self,
         dir: u64,
+        fh: u64,
         offset: u64,
+        with_attrs: bool,
         mut add: impl FnMut(u64, u64, FileType, &str, Option<&Node>) -> bool,
     ) -> Result<()> {
         let node = self.node(dir)?;
@@ -89,26 +96,62 @@ impl MusicFs {
         {
             return Ok(());
         }
-        let mut after = offset.saturating_sub(DOTDOT_OFFSET) as i64;
-        let conn = self.pool.get()?;
+        let buffer = self.handles.dir(fh).unwrap_or_default();
+        let mut buffer = buffer.lock().unwrap();
+        let mut after = offset.saturating_sub(DOTDOT_OFFSET);
         loop {
-            let page = queries::readdir_page(&conn, dir as i64, after, READDIR_PAGE)?;
-            for row in &page {
-                let child = Node::from_row(row);
-                if add(
-                    child.ino,
-                    child.ino + DOTDOT_OFFSET,
-                    child.kind(),
-                    &row.name,
-                    Some(&child),
-                ) {
+            if buffer.covers(after, with_attrs) {
+                let start = buffer.rows.partition_point(|r| r.ino <= after);
+                for row in &buffer.rows[start..] {
+                    let kind = if row.is_file {
+                        FileType::RegularFile
+                    } else {
+                        FileType::Directory
+                    };
+                    if add(
+                        row.ino,
+                        row.ino + DOTDOT_OFFSET,
+                        kind,
+                        &row.name,
+                        row.node.as_ref(),
+                    ) {
+                        return Ok(());
+                    }
+                    after = row.ino;
+                }
+                if buffer.complete {
                     return Ok(());
                 }
-                after = row.id;
             }
-            if page.len() < READDIR_PAGE as usize {
-                return Ok(());
-            }
+            let conn = self.pool.get()?;
+            let (after_i, limit) = (after as i64, READDIR_PAGE);
+            buffer.rows = if with_attrs {
+                queries::readdir_page(&conn, dir as i64, after_i, limit)?
+                    .iter()
+                    .map(|row| {
+                        let node = Node::from_row(row);
+                        DirRow {
+                            ino: node.ino,
+                            name: row.name.clone(),
+                            is_file: node.file_id.is_some(),
+                            node: Some(node),
+                        }
+                    })
+                    .collect()
+            } else {
+                queries::readdir_names(&conn, dir as i64, after_i, limit)?
+                    .into_iter()
+                    .map(|(id, name, is_file)| DirRow {
+                        ino: id as u64,
+                        name,
+                        is_file,
+                        node: None,
+                    })
+                    .collect()
+            };
+            buffer.complete = buffer.rows.len() < READDIR_PAGE as usize;
+            buffer.after = Some(after);
+            buffer.with_attrs = with_attrs;
         }
     }
 
@@ -189,8 +232,13 @@ impl MusicFs {
 
 impl Filesystem for MusicFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let _ = config
-            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        if self.readdirplus {
+            // Names with attributes in one reply saves a LOOKUP per entry for `ls -l`, but costs
+            // the kernel an inode per entry: plain listings get ~3x slower (measured).
+            let _ = config.add_capabilities(
+                InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO,
+            );
+        }
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         let _ = config.set_max_readahead(1 << 20);
         if self.passthrough.load(Ordering::Relaxed) {
@@ -227,7 +275,12 @@ impl Filesystem for MusicFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.node(ino.0) {
-            Ok(node) if node.file_id.is_none() => reply.opened(FileHandle(0), FopenFlags::empty()),
+            // CACHE_DIR: the kernel keeps listings in its page cache; the watcher drops them
+            // (inval_inode on the directory) when the scanner changes the directory.
+            Ok(node) if node.file_id.is_none() => reply.opened(
+                FileHandle(self.handles.open_dir()),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(err) => reply.error(err.errno()),
         }
@@ -237,11 +290,11 @@ impl Filesystem for MusicFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let result = self.list(ino.0, offset, |ino, off, kind, name, _| {
+        let result = self.list(ino.0, fh.0, offset, false, |ino, off, kind, name, _| {
             reply.add(INodeNo(ino), off, kind, name)
         });
         match result {
@@ -257,30 +310,36 @@ impl Filesystem for MusicFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         let (owner, ttl) = (self.owner, self.ttl);
-        let result = self.list(ino.0, offset, |ino, off, _kind, name, node| match node {
-            Some(node) => reply.add(
-                INodeNo(ino),
-                off,
-                name,
-                &ttl,
-                &file_attr(node, owner),
-                Generation(0),
-            ),
-            // "..": the kernel does not link it; its attributes are not used.
-            None => reply.add(
-                INodeNo(ino),
-                off,
-                name,
-                &Duration::ZERO,
-                &negative_attr(),
-                Generation(0),
-            ),
-        });
+        let result = self.list(
+            ino.0,
+            fh.0,
+            offset,
+            true,
+            |ino, off, _kind, name, node| match node {
+                Some(node) => reply.add(
+                    INodeNo(ino),
+                    off,
+                    name,
+                    &ttl,
+                    &file_attr(node, owner),
+                    Generation(0),
+                ),
+                // "..": the kernel does not link it; its attributes are not used.
+                None => reply.add(
+                    INodeNo(ino),
+                    off,
+                    name,
+                    &Duration::ZERO,
+                    &negative_attr(),
+                    Generation(0),
+                ),
+            },
+        );
         match result {
             Ok(()) => reply.ok(),
             Err(err) => {
@@ -294,10 +353,11 @@ impl Filesystem for MusicFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        self.handles.close_dir(fh.0);
         reply.ok();
     }
 

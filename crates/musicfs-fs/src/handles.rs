@@ -14,10 +14,45 @@ pub(crate) enum Handle {
     Passthrough(#[allow(dead_code)] Arc<BackingId>),
 }
 
+/// One page of a directory listing, kept per open directory handle: the kernel asks for ~100
+/// names at a time, a query returns up to a thousand rows, and the rest serve the next
+/// requests without a query. Offsets are inodes, so a page fetched "after inode X" answers
+/// every request whose offset lies inside it.
+#[derive(Default)]
+pub(crate) struct DirBuffer {
+    /// The page holds the directory's first rows with inode > `after`; None before any fetch.
+    pub after: Option<u64>,
+    /// (inode, name, is_file, attributes when fetched) in inode order.
+    pub rows: Vec<DirRow>,
+    /// The page reaches the end of the directory.
+    pub complete: bool,
+    /// Rows carry attributes (READDIRPLUS); plain readdir fetches names only.
+    pub with_attrs: bool,
+}
+
+pub(crate) struct DirRow {
+    pub ino: u64,
+    pub name: String,
+    pub is_file: bool,
+    pub node: Option<crate::attr::Node>,
+}
+
+impl DirBuffer {
+    /// Whether the rows after inode `after` are exactly `rows[i..]` (plus more when incomplete).
+    pub(crate) fn covers(&self, after: u64, with_attrs: bool) -> bool {
+        let last = self.rows.last().map_or(0, |r| r.ino);
+        (self.with_attrs || !with_attrs)
+            && self
+                .after
+                .is_some_and(|start| start <= after && (after <= last || self.rows.is_empty()))
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Handles {
     next: AtomicU64,
     open: Mutex<HashMap<u64, Handle>>,
+    dirs: Mutex<HashMap<u64, Arc<Mutex<DirBuffer>>>>,
     /// One backing id per inode, shared by all its open handles (the kernel requires reuse).
     backing: Mutex<HashMap<u64, Weak<BackingId>>>,
 }
@@ -54,6 +89,20 @@ impl Handles {
         map.insert(ino, Arc::downgrade(&id));
         map.retain(|_, w| w.strong_count() > 0);
         Ok(id)
+    }
+
+    pub(crate) fn open_dir(&self) -> u64 {
+        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.dirs.lock().unwrap().insert(fh, Arc::default());
+        fh
+    }
+
+    pub(crate) fn dir(&self, fh: u64) -> Option<Arc<Mutex<DirBuffer>>> {
+        self.dirs.lock().unwrap().get(&fh).cloned()
+    }
+
+    pub(crate) fn close_dir(&self, fh: u64) {
+        self.dirs.lock().unwrap().remove(&fh);
     }
 
     pub(crate) fn open_count(&self) -> usize {
