@@ -19,7 +19,7 @@ import argparse, json, os, shutil, signal, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REL = ROOT / "target" / "release"
+REL = Path(os.environ.get("MUSICFS_BIN_DIR", ROOT / "target" / "release"))
 DEEP = "Artist 0000000/Album 000 (1960)/01 - Track 1 of Album 000.flac"
 
 
@@ -121,15 +121,12 @@ def list_ms(d, n):
     return statistics.median(out) / 1e6, count
 
 
-def read_gib_s(path, runs=3):
-    best = []
-    for _ in range(runs + 1):
-        t = time.perf_counter(); total = 0
-        with open(path, "rb", buffering=0) as f:
-            while chunk := f.read(1 << 20):
-                total += len(chunk)
-        best.append(total / (time.perf_counter() - t) / (1 << 30))
-    return statistics.median(best[1:])  # first run warms the page cache
+def read_gib_s(path):
+    t = time.perf_counter(); total = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(1 << 20):
+            total += len(chunk)
+    return total / (time.perf_counter() - t) / (1 << 30)
 
 
 def med(xs):
@@ -166,34 +163,35 @@ def bench_sizes(work, sizes, rounds, mnt):
     return {n: {k: med(v) for k, v in r.items()} for n, r in rows.items()}
 
 
-def bench_floor(work, rounds, mnt):
-    db = synthetic_db(work, 1_000_000)  # 10K artists at the root
+def bench_floor(work, rounds, mnt, tracks=1_000_000, stats=3000):
+    """Same tree on both: tracks/100 artists at the root (10K for 1M tracks)."""
+    db = synthetic_db(work, tracks)
+    artists = max(1, tracks // 100)
     systems = {
         "musicfs": musicfs_cmd(db, mnt, "--ttl", "0"),
-        "trivial": [str(REL / "musicfs-trivial-fs"), str(mnt), "--artists", "10000", "--ttl", "0"],
+        "trivial": [str(REL / "musicfs-trivial-fs"), str(mnt), "--artists", str(artists), "--ttl", "0"],
     }
     res = {s: {"cold_p50": [], "cold_p99": [], "warm_p50": [], "warm_p99": [], "list_first_ms": [], "list_ms": []} for s in systems}
     for i in range(rounds):
         for name in (list(systems) if i % 2 == 0 else list(systems)[::-1]):
             proc, _ = mount(systems[name], mnt, probe="stat")
             t = time.perf_counter_ns(); first = len(os.listdir(mnt)); lf = (time.perf_counter_ns() - t) / 1e6
-            assert first == 10_000, first
-            c50, c99 = stat_cold(mnt, 10_000, 3000)
-            w50, w99 = stat_warm(mnt, 5000)
+            assert first == artists, first
+            c50, c99 = stat_cold(mnt, artists, stats)
+            w50, w99 = stat_warm(mnt, stats)
             lm, count = list_ms(mnt, 20)
-            assert count == 10_000, count
+            assert count == artists, count
             for k, v in (("cold_p50", c50), ("cold_p99", c99), ("warm_p50", w50), ("warm_p99", w99), ("list_first_ms", lf), ("list_ms", lm)):
                 res[name][k].append(v)
             unmount(proc, mnt)
     return {s: {k: med(v) for k, v in r.items()} for s, r in res.items()}
 
 
-def big_library(work):
-    lib = work / "bigread"
+def big_library(work, size=1 << 30):
+    lib = work / f"bigread-{size >> 20}M"
     wav = lib / "big.wav"
     if not wav.exists():
         lib.mkdir(parents=True, exist_ok=True)
-        size = 1 << 30
         with open(wav, "wb") as f:  # a valid WAV header, then 1 GiB of non-zero PCM
             f.write(b"RIFF" + (size + 36).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
                     + (1).to_bytes(2, "little") + (2).to_bytes(2, "little") + (44100).to_bytes(4, "little")
@@ -202,31 +200,35 @@ def big_library(work):
             block = os.urandom(1 << 20)
             for _ in range(size >> 20):
                 f.write(block)
-    db = work / "bigread.db"
+    db = work / f"bigread-{size >> 20}M.db"
     subprocess.run([str(REL / "musicfs-scan"), "--quiet", "--db", str(db), str(lib)], check=True)
     return wav, db
 
 
-def bench_read(work, rounds, mnt):
-    wav, db = big_library(work)
+def bench_read(work, rounds, mnt, size=1 << 30):
+    """First read after a fresh mount (backing file warm in the page cache, the FUSE file's own
+    cache empty: what a player gets) and a re-read (the FUSE page cache, kept across opens)."""
+    wav, db = big_library(work, size)
+    read_gib_s(wav)  # warm the backing file
     vpath = "Unknown Artist/Unknown Album/big.wav"
     systems = {
-        "musicfs passthrough": (musicfs_cmd(db, mnt), f"{mnt}/{vpath}"),
-        "musicfs daemon reads": (musicfs_cmd(db, mnt, "--no-passthrough"), f"{mnt}/{vpath}"),
-        "trivial (memory)": ([str(REL / "musicfs-trivial-fs"), str(mnt), "--artists", "1", "--file-size", str(1 << 30)],
-                             f"{mnt}/Artist 0000000/Album 000 (1960)/01 - Track 1 of Album 000.flac"),
+        "musicfs, passthrough": (musicfs_cmd(db, mnt), f"{mnt}/{vpath}"),
+        "musicfs, daemon reads": (musicfs_cmd(db, mnt, "--no-passthrough"), f"{mnt}/{vpath}"),
+        "trivial FUSE (serves memory)": ([str(REL / "musicfs-trivial-fs"), str(mnt), "--artists", "1", "--file-size", str(size)],
+                                         f"{mnt}/Artist 0000000/Album 000 (1960)/01 - Track 1 of Album 000.flac"),
     }
-    res = {s: [] for s in systems}
-    res["direct (no FUSE)"] = []
+    res = {s: {"first": [], "again": []} for s in list(systems) + ["direct (no FUSE)"]}
     for i in range(rounds):
         order = list(systems) if i % 2 == 0 else list(systems)[::-1]
         for name in order:
             cmd, path = systems[name]
             proc, _ = mount(cmd, mnt)
-            res[name].append(read_gib_s(path))
+            res[name]["first"].append(read_gib_s(path))
+            res[name]["again"].append(read_gib_s(path))
             unmount(proc, mnt)
-        res["direct (no FUSE)"].append(read_gib_s(wav))
-    return {s: med(v) for s, v in res.items()}
+        res["direct (no FUSE)"]["first"].append(read_gib_s(wav))
+        res["direct (no FUSE)"]["again"].append(read_gib_s(wav))
+    return {s: {k: med(v) for k, v in r.items()} for s, r in res.items()}
 
 
 def bench_musefs(work, rounds, mnt):
@@ -261,6 +263,47 @@ def bench_musefs(work, rounds, mnt):
     return {s: {k: (med(v) if isinstance(v, list) else v) for k, v in r.items()} for s, r in res.items()}
 
 
+def md_sizes(sizes):
+    out = ["| tracks | mount ready ms | first root listing ms (entries) | RSS after mount MiB | RSS after 100K-entry walk MiB | of which private (RssAnon) |",
+           "|---:|---:|---:|---:|---:|---:|"]
+    for n, r in sizes.items():
+        out.append(f"| {n:,} | {r['ready_ms']:.1f} | {r['root_list_ms']:.1f} ({max(1, n // 100):,}) | "
+                   f"{r['rss_mount']:.1f} | {r['rss_walk']:.1f} | {r['anon_walk']:.1f} |")
+    return "\n".join(out)
+
+
+def md_floor(f):
+    m, t = f["musicfs"], f["trivial"]
+    out = ["| kernel TTL 0 | musicfs | trivial FUSE | ratio |", "|---|---:|---:|---:|"]
+    for k, label in (("cold_p50", "stat p50 µs, cold caches"), ("cold_p99", "stat p99 µs, cold caches"),
+                     ("warm_p50", "stat p50 µs, warm"), ("warm_p99", "stat p99 µs, warm"),
+                     ("list_first_ms", "list the root (tracks/100 entries), first time, ms"),
+                     ("list_ms", "list it again, ms")):
+        out.append(f"| {label} | {m[k]:.1f} | {t[k]:.1f} | {m[k] / t[k]:.2f}× |")
+    return "\n".join(out)
+
+
+def md_read(r):
+    out = ["| sequential read (backing file in page cache) | first read GiB/s | vs direct | re-read GiB/s |",
+           "|---|---:|---:|---:|"]
+    direct = r["direct (no FUSE)"]["first"]
+    for k, v in r.items():
+        out.append(f"| {k} | {v['first']:.2f} | {v['first'] / direct:.2f}× | {v['again']:.2f} |")
+    return "\n".join(out)
+
+
+def md_musefs(p):
+    m, q = p["musicfs"], p["musefs"]
+    out = ["| real 100K-file library | musicfs | musefs 1.3 | ratio |", "|---|---:|---:|---:|"]
+    for k, label in (("ready_ms", "mount ready, ms"), ("rss_mount", "RSS after mount, MiB"),
+                     ("walk_s", "full walk + stat, s"), ("rss_walk", "RSS after full walk, MiB"),
+                     ("stat_p50", "stat p50 µs (warm)")):
+        out.append(f"| {label} | {m[k]:.1f} | {q[k]:.1f} | {m[k] / q[k]:.2f}× |")
+    out.append(f"| entries walked | {m['entries']} | {q['entries']} | |")
+    out.append(f"| listed but not stat-able | {m['errors']} | {q['errors']} | |")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,1000000")
@@ -277,37 +320,17 @@ def main():
     out = {"machine": os.uname().release, "cpus": os.cpu_count()}
     if "sizes" not in skip:
         out["sizes"] = bench_sizes(work, [int(x) for x in a.sizes.split(",")], a.rounds, mnt)
-        print("| tracks | mount ready ms | first root listing ms (entries) | RSS after mount MiB | RSS after 100K-entry walk MiB | of which private (RssAnon) |\n|---:|---:|---:|---:|---:|---:|")
-        for n, r in out["sizes"].items():
-            print(f"| {n:,} | {r['ready_ms']:.1f} | {r['root_list_ms']:.1f} ({max(1, n // 100):,}) | {r['rss_mount']:.1f} | {r['rss_walk']:.1f} | {r['anon_walk']:.1f} |")
-        print()
+        print(md_sizes(out["sizes"]) + "\n")
     if "floor" not in skip:
-        f = out["floor"] = bench_floor(work, a.rounds, mnt)
-        m, t = f["musicfs"], f["trivial"]
-        print("| TTL 0 | musicfs | trivial FUSE | ratio |\n|---|---:|---:|---:|")
-        for k, label in (("cold_p50", "stat p50 µs, cold caches"), ("cold_p99", "stat p99 µs, cold caches"),
-                         ("warm_p50", "stat p50 µs, warm"), ("warm_p99", "stat p99 µs, warm"),
-                         ("list_first_ms", "list 10K-entry dir, first time, ms"),
-                         ("list_ms", "list 10K-entry dir, again, ms")):
-            print(f"| {label} | {m[k]:.1f} | {t[k]:.1f} | {m[k] / t[k]:.2f}× |")
-        print()
+        out["floor"] = bench_floor(work, a.rounds, mnt)
+        print(md_floor(out["floor"]) + "\n")
     if "read" not in skip:
-        r = out["read"] = bench_read(work, a.rounds, mnt)
-        print("| sequential read, 1 GiB, warm | GiB/s |\n|---|---:|")
-        for k, v in r.items():
-            print(f"| {k} | {v:.2f} |")
-        print()
+        out["read"] = bench_read(work, a.rounds, mnt)
+        print(md_read(out["read"]) + "\n")
     if "musefs" not in skip:
-        p = out["musefs"] = bench_musefs(work, a.rounds, mnt)
-        if p:
-            m, q = p["musicfs"], p["musefs"]
-            print("| real 100K-file library | musicfs | musefs 1.3 | ratio |\n|---|---:|---:|---:|")
-            for k, label in (("ready_ms", "mount ready, ms"), ("rss_mount", "RSS after mount, MiB"),
-                             ("walk_s", "full walk + stat, s"), ("rss_walk", "RSS after full walk, MiB"),
-                             ("stat_p50", "stat p50 µs (warm)")):
-                print(f"| {label} | {m[k]:.1f} | {q[k]:.1f} | {m[k] / q[k]:.2f}× |")
-            print(f"| entries walked | {m['entries']} | {q['entries']} | |")
-            print(f"| listed but not stat-able | {m['errors']} | {q['errors']} | |")
+        out["musefs"] = bench_musefs(work, a.rounds, mnt)
+        if out["musefs"]:
+            print(md_musefs(out["musefs"]))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2, default=str))
 

@@ -14,7 +14,7 @@ import argparse, json, os, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REL = ROOT / "target" / "release"
+REL = Path(os.environ.get("MUSICFS_BIN_DIR", ROOT / "target" / "release"))
 # musefs 1.3 reads FLAC, MP3, M4A, Ogg, WAV: generate only formats both read.
 FORMATS = "flac,mp3,wav,opus"
 
@@ -42,7 +42,7 @@ def systems(work):
     s = {
         "musicfs": lambda lib, db: [str(REL / "musicfs-scan"), "--db", db, "--quiet", "--json", lib],
     }
-    musefs = shutil.which("musefs")
+    musefs = shutil.which("musefs") if not os.environ.get("MUSICFS_BENCH_NO_MUSEFS") else None
     if musefs:
         s["musefs"] = lambda lib, db: [musefs, "scan", "--db", db, lib]
     else:
@@ -87,6 +87,23 @@ def bench(n, runs, work, seed):
     return out
 
 
+def markdown(all_results):
+    out = ["| files | system | indexed | first scan files/s | peak RSS MiB | rescan files/s | peak RSS MiB |",
+           "|---:|---|---:|---:|---:|---:|---:|"]
+    for n, res in all_results.items():
+        for name, r in res.items():
+            out.append(f"| {n} | {name} | {r['indexed']} | {r['first_files_per_s']:,.0f} | "
+                       f"{r['first_peak_rss_mib']:.0f} | {r['rescan_files_per_s']:,.0f} | "
+                       f"{r['rescan_peak_rss_mib']:.0f} |")
+        if "musefs" in res:
+            m, p = res["musicfs"], res["musefs"]
+            out.append(f"| {n} | ratio musicfs/musefs | | {m['first_files_per_s']/p['first_files_per_s']:.2f}× | "
+                       f"{m['first_peak_rss_mib']/p['first_peak_rss_mib']:.2f}× | "
+                       f"{m['rescan_files_per_s']/p['rescan_files_per_s']:.2f}× | "
+                       f"{m['rescan_peak_rss_mib']/p['rescan_peak_rss_mib']:.2f}× |")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, action="append")
@@ -97,19 +114,7 @@ def main():
     a = ap.parse_args()
     work = Path(a.work); work.mkdir(parents=True, exist_ok=True)
     all_results = {n: bench(n, a.runs, work, a.seed) for n in (a.n or [10_000])}
-    print(f"| files | system | indexed | first scan files/s | peak RSS MiB | rescan files/s | peak RSS MiB |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
-    for n, res in all_results.items():
-        for name, r in res.items():
-            print(f"| {n} | {name} | {r['indexed']} | {r['first_files_per_s']:,.0f} | "
-                  f"{r['first_peak_rss_mib']:.0f} | {r['rescan_files_per_s']:,.0f} | "
-                  f"{r['rescan_peak_rss_mib']:.0f} |")
-        if "musefs" in res:
-            m, p = res["musicfs"], res["musefs"]
-            print(f"| {n} | ratio musicfs/musefs | | {m['first_files_per_s']/p['first_files_per_s']:.2f}x | "
-                  f"{m['first_peak_rss_mib']/p['first_peak_rss_mib']:.2f}x | "
-                  f"{m['rescan_files_per_s']/p['rescan_files_per_s']:.2f}x | "
-                  f"{m['rescan_peak_rss_mib']/p['rescan_peak_rss_mib']:.2f}x |")
+    print(markdown(all_results))
     if a.json:
         Path(a.json).write_text(json.dumps(all_results, indent=2))
 

@@ -121,6 +121,13 @@ impl TrivialFs {
 }
 
 impl Filesystem for TrivialFs {
+    /// The same request sizes as musicfs, so read throughput compares like with like.
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let key = (parent.0, name.to_string_lossy().into_owned());
         match self.by_name.get(&key) {
@@ -200,6 +207,19 @@ fn main() -> std::io::Result<()> {
     config.n_threads = Some(args.threads);
     config.clone_fd = true;
     let session = fuser::Session::new(fs, &args.mountpoint, &config)?.spawn()?;
+    // Same readahead as musicfs mounts get (see musicfs-fs mount.rs).
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(&args.mountpoint)?.dev();
+        let _ = std::fs::write(
+            format!(
+                "/sys/class/bdi/{}:{}/read_ahead_kb",
+                libc::major(dev),
+                libc::minor(dev)
+            ),
+            "1024",
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;

@@ -200,25 +200,35 @@ impl MusicFs {
         Ok((self.handles.insert(Handle::Direct(Arc::new(file))), None))
     }
 
-    fn do_read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    /// Reads into a per-thread buffer reused across requests (no allocation per read) and
+    /// hands the bytes to `reply`.
+    fn do_read(&self, fh: u64, offset: u64, size: u32, reply: impl FnOnce(&[u8])) -> Result<()> {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         let file = self.handles.file(fh).ok_or(FsError::BadHandle)?;
-        let mut buf = vec![0u8; size as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(FsError::Backing {
-                        path: PathBuf::from(format!("open file {fh}")),
-                        source,
-                    });
+        BUF.with_borrow_mut(|buf| {
+            if buf.len() < size as usize {
+                buf.resize(size as usize, 0);
+            }
+            let buf = &mut buf[..size as usize];
+            let mut filled = 0;
+            while filled < buf.len() {
+                match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(source) => {
+                        return Err(FsError::Backing {
+                            path: PathBuf::from(format!("open file {fh}")),
+                            source,
+                        });
+                    }
                 }
             }
-        }
-        buf.truncate(filled);
-        Ok(buf)
+            reply(&buf[..filled]);
+            Ok(())
+        })
     }
 
     fn log(&self, op: &str, err: &FsError) {
@@ -240,6 +250,10 @@ impl Filesystem for MusicFs {
             );
         }
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // Large requests for daemon reads: max_pages follows max(max_write, max_readahead), and
+        // the kernel's readahead offer is only 128 KiB (musicfs never writes; max_write just
+        // lifts the request size). The mount then raises the device's read_ahead_kb.
+        let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
         if self.passthrough.load(Ordering::Relaxed) {
             let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
@@ -386,9 +400,14 @@ impl Filesystem for MusicFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.do_read(fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
+        let mut reply = Some(reply);
+        let result = self.do_read(fh.0, offset, size, |data| {
+            reply.take().expect("replied once").data(data)
+        });
+        match result {
+            Ok(()) => {}
             Err(err) => {
+                let Some(reply) = reply else { return };
                 self.log("read", &err);
                 reply.error(err.errno())
             }
