@@ -13,6 +13,7 @@ mod filesystem;
 mod handles;
 mod mount;
 mod mountinfo;
+mod ops;
 mod watch;
 
 pub use error::FsError;

@@ -11,8 +11,8 @@ use musicfs_db::{PoolOptions, ReadPool};
 
 use crate::attr::Owner;
 use crate::cache::Caches;
-use crate::filesystem::MusicFs;
 use crate::handles::Handles;
+use crate::ops::MusicFs;
 use crate::watch::Watcher;
 use crate::{FsError, is_mount_point};
 
