@@ -273,29 +273,27 @@ impl Writer {
         policy: &dyn NamePolicy,
         file_changed: bool,
     ) -> Result<usize> {
-        let existing: Vec<(i64, i64, i64)> = self
+        let existing: Vec<(i64, i64, i64, String)> = self
             .conn
-            .prepare_cached("SELECT id, parent_id, render_key FROM entries WHERE file_id = ?1")
+            .prepare_cached(
+                "SELECT id, parent_id, render_key, name FROM entries WHERE file_id = ?1",
+            )
             .ctx("place")?
-            .query_map(params![file_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map(params![file_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .ctx("place")?
             .collect::<rusqlite::Result<_>>()
             .ctx("place")?;
         let wanted: HashSet<i64> = placements.iter().map(|(k, _)| *k).collect();
         let have: HashSet<i64> = existing.iter().map(|e| e.2).collect();
         let mut changes = 0;
-        for &(id, parent, key) in &existing {
-            if !wanted.contains(&key) {
-                self.remove_entry(id, parent)?;
+        for (id, parent, key, name) in &existing {
+            if !wanted.contains(key) {
+                self.remove_entry(*id, *parent)?;
                 changes += 1;
             } else if file_changed {
-                let name: String = self
-                    .conn
-                    .prepare_cached("SELECT name FROM entries WHERE id = ?1")
-                    .ctx("place")?
-                    .query_row(params![id], |r| r.get(0))
-                    .ctx("place")?;
-                self.log_change(parent, &name, id)?;
+                self.log_change(*parent, name, *id)?;
             }
         }
         for (key, components) in placements {
