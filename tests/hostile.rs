@@ -9,18 +9,8 @@ use std::time::Duration;
 
 use musicfs_scan::{ScanConfig, Summary};
 use musicfs_tags::Track;
-use musicfs_tests::{files_below, shared_corpus, walk_relative};
+use musicfs_tests::{files_below, scan_with_watchdog, shared_corpus, walk_relative};
 use musicfs_tools::{Format, Rng, write_track};
-
-/// Runs a scan on another thread and fails the test if it does not finish in `limit`: a
-/// hostile file must not hang the scanner.
-fn scan_with_watchdog(cfg: ScanConfig, limit: Duration) -> Summary {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(musicfs_scan::scan(&cfg)).unwrap());
-    rx.recv_timeout(limit)
-        .expect("the scan hung")
-        .expect("the scan failed")
-}
 
 /// Deterministic mutants of `bytes`: each is (label, bytes, extension).
 fn mutants(bytes: &[u8], ext: &str, rng: &mut Rng) -> Vec<(String, Vec<u8>, String)> {

@@ -20,6 +20,59 @@ pub fn shared_corpus() -> Option<PathBuf> {
     }
 }
 
+/// The corpus of other projects' test files fetched by `tools/fetch_corpus.py`
+/// (`$MUSICFS_REGISTRY_CORPUS`, else `$XDG_CACHE_HOME/musicfs/corpus`, else
+/// `~/.cache/musicfs/corpus`). `None`, with a loud message, when it has not been fetched. Every
+/// file of its manifest must be there with its recorded size: a half-extracted cache fails.
+pub fn registry_corpus() -> Option<PathBuf> {
+    let path = match std::env::var_os("MUSICFS_REGISTRY_CORPUS") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_default()
+            .join("musicfs/corpus"),
+    };
+    let Ok(manifest) = std::fs::read_to_string(path.join("MANIFEST.tsv")) else {
+        eprintln!(
+            "\n*** SKIPPED: no registry corpus at {} (run `python3 tools/fetch_corpus.py`) ***\n",
+            path.display()
+        );
+        return None;
+    };
+    for line in manifest.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (file, size) = (cols[2], cols[4].parse::<u64>().unwrap());
+        let meta = std::fs::metadata(path.join(file))
+            .unwrap_or_else(|e| panic!("registry corpus incomplete: {file}: {e}"));
+        assert_eq!(meta.len(), size, "registry corpus file changed: {file}");
+    }
+    Some(path)
+}
+
+/// Every file below `dir` whose extension the scanner takes as audio.
+pub fn audio_files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = files_below(dir)
+        .into_iter()
+        .filter(|p| {
+            use std::os::unix::ffi::OsStrExt;
+            musicfs_tags::audio_extension(p.file_name().unwrap().as_bytes()).is_some()
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs a scan on another thread and fails the test if it does not finish in `limit`: a
+/// hostile file must not hang the scanner.
+pub fn scan_with_watchdog(cfg: ScanConfig, limit: Duration) -> Summary {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(musicfs_scan::scan(&cfg)).unwrap());
+    rx.recv_timeout(limit)
+        .expect("the scan hung")
+        .expect("the scan failed")
+}
+
 /// Every regular file below `dir` (not following symlinks).
 pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
