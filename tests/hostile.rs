@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use musicfs_scan::{ScanConfig, Summary};
+use musicfs_scan::ScanConfig;
 use musicfs_tags::Track;
 use musicfs_tests::{files_below, scan_with_watchdog, shared_corpus, walk_relative};
 use musicfs_tools::{Format, Rng, write_track};
