@@ -96,6 +96,7 @@ fn a_100k_entry_directory_lists_completely_and_stably_while_the_scanner_writes()
                             ext: "flac",
                             track: &track,
                             scan_error: None,
+                            scan_retry: false,
                         },
                     )
                     .unwrap();

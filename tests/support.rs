@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod flaky_origin;
+
 /// The shared real-world corpus (`../shared/corpus` beside the checkout, or `$MUSICFS_CORPUS`).
 /// `None`, with a loud message, when it is absent: tests that need it skip.
 pub fn shared_corpus() -> Option<PathBuf> {

@@ -4,6 +4,8 @@
 use std::hint::black_box;
 use std::path::Path;
 
+use std::time::Duration;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use musicfs_db::{PoolOptions, ReadPool, queries};
 use musicfs_layout::{FileName, Layout};
@@ -99,6 +101,24 @@ fn tag_read(c: &mut Criterion) {
         c.bench_function(&format!("tag read, {}", format.ext()), |b| {
             b.iter(|| musicfs_tags::read_track(black_box(&path)).unwrap())
         });
+        // The scanner's path: 16 reads handed to a helper thread under a per-file time limit,
+        // against the same 16 reads in place. The difference is the price of the hard limit.
+        let batch: Vec<&std::path::Path> = vec![path.as_path(); 16];
+        c.bench_function(&format!("16 tag reads in place, {}", format.ext()), |b| {
+            b.iter(|| {
+                for p in &batch {
+                    musicfs_tags::read_track(black_box(p)).unwrap();
+                }
+            })
+        });
+        c.bench_function(
+            &format!("16 tag reads with time limit, {}", format.ext()),
+            |b| {
+                b.iter(|| {
+                    musicfs_tags::read_tracks_within(black_box(&batch), Duration::from_secs(30))
+                })
+            },
+        );
     }
 }
 

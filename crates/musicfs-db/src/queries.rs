@@ -37,6 +37,8 @@ pub struct StoredFile {
     pub name: Vec<u8>,
     pub size: i64,
     pub mtime_ns: i64,
+    /// The last read failed for a transient reason: read again even if unchanged.
+    pub retry: bool,
 }
 
 macro_rules! entry_select {
@@ -58,9 +60,10 @@ pub const READDIR_NAMES: &str = "SELECT id, name, file_id IS NOT NULL FROM entri
      WHERE parent_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 pub const FOLDER_ID: &str = "SELECT id FROM folders WHERE origin_id = ?1 AND path = ?2";
 pub const CHILD_FOLDERS: &str = "SELECT id, path FROM folders WHERE parent_id = ?1";
-pub const FOLDER_FILES: &str = "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1";
+pub const FOLDER_FILES: &str =
+    "SELECT id, name, size, mtime_ns, scan_retry FROM files WHERE folder_id = ?1";
 pub const FILE_IN_FOLDER: &str =
-    "SELECT id, name, size, mtime_ns FROM files WHERE folder_id = ?1 AND name = ?2";
+    "SELECT id, name, size, mtime_ns, scan_retry FROM files WHERE folder_id = ?1 AND name = ?2";
 pub const BACKING_PATH: &str = "SELECT o.root, d.path, f.name FROM files f \
      JOIN folders d ON d.id = f.folder_id JOIN origins o ON o.id = d.origin_id WHERE f.id = ?1";
 pub const CHANGES_SINCE: &str =
@@ -97,6 +100,7 @@ fn stored_file(r: &Row<'_>) -> rusqlite::Result<StoredFile> {
         name: r.get::<_, PathBytes>(1)?.into_vec(),
         size: r.get(2)?,
         mtime_ns: r.get(3)?,
+        retry: r.get(4)?,
     })
 }
 

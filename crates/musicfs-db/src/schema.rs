@@ -14,6 +14,7 @@ pub const APPLICATION_ID: i64 = 0x4D55_4653;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/001_init.sql"),
     include_str!("../../../sql/002_changes.sql"),
+    include_str!("../../../sql/003_retry.sql"),
 ];
 
 /// The schema version this build writes and reads.

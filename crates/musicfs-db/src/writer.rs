@@ -21,6 +21,8 @@ pub struct FileRecord<'a> {
     pub ext: &'a str,
     pub track: &'a Track,
     pub scan_error: Option<&'a str>,
+    /// The read failed for a transient reason (`files.scan_retry`).
+    pub scan_retry: bool,
 }
 
 /// Naming rules of the virtual tree, supplied by the layout: the DB crate stores names, the
@@ -212,8 +214,9 @@ impl Writer {
         }
         let sql = format!(
             "INSERT INTO files (folder_id, name, size, mtime_ns, ext, scan_error, scanned_ns, \
-             {TRACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-             ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
+             {TRACK_COLUMNS}, scan_retry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+             ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
+             ?26) \
              ON CONFLICT (folder_id, name) DO UPDATE SET size = excluded.size, \
              mtime_ns = excluded.mtime_ns, ext = excluded.ext, scan_error = excluded.scan_error, \
              scanned_ns = excluded.scanned_ns, format = excluded.format, \
@@ -223,7 +226,7 @@ impl Writer {
              album = excluded.album, albumartist = excluded.albumartist, genre = excluded.genre, \
              date = excluded.date, year = excluded.year, track = excluded.track, \
              tracktotal = excluded.tracktotal, disc = excluded.disc, disctotal = excluded.disctotal, \
-             compilation = excluded.compilation RETURNING id"
+             compilation = excluded.compilation, scan_retry = excluded.scan_retry RETURNING id"
         );
         self.conn
             .prepare_cached(&sql)
@@ -255,6 +258,7 @@ impl Writer {
                     t.disc,
                     t.disctotal,
                     t.compilation.then_some(1),
+                    rec.scan_retry,
                 ],
                 |r| r.get(0),
             )

@@ -43,6 +43,7 @@ fn add(w: &Writer, name: &[u8], path: &[&str], policy: &dyn NamePolicy) -> i64 {
                 ext: "flac",
                 track: &track,
                 scan_error: None,
+                scan_retry: false,
             },
         )
         .unwrap();

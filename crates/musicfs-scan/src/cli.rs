@@ -41,6 +41,10 @@ pub struct Args {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Give up reading one file's tags after this many seconds (a hung disk, a parser loop):
+    /// the file is indexed by name, reported, and read again on the next scan.
+    #[arg(long, default_value_t = 30.0)]
+    tag_timeout: f64,
     /// Commit after this many changes...
     #[arg(long, default_value_t = 5_000)]
     batch_size: usize,
@@ -120,6 +124,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     cfg.allow_empty = args.allow_empty;
     cfg.threads = args.threads;
     cfg.batch_ops = args.batch_size;
+    cfg.tag_timeout = Duration::from_secs_f64(args.tag_timeout.max(0.001));
     cfg.batch_time = Duration::from_secs_f64(args.batch_seconds.max(0.01));
     cfg.progress = !args.quiet && !args.json;
 

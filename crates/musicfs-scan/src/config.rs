@@ -19,6 +19,8 @@ pub struct ScanConfig {
     pub batch_time: Duration,
     /// Worker threads for walking and tag reading (0: one per core).
     pub threads: usize,
+    /// Hard limit on reading one file's tags (see `musicfs_tags::read_track_within`).
+    pub tag_timeout: Duration,
     /// Draw a progress bar on stderr (only effective on a terminal).
     pub progress: bool,
 }
@@ -34,6 +36,7 @@ impl ScanConfig {
             batch_ops: 5_000,
             batch_time: Duration::from_secs(1),
             threads: 0,
+            tag_timeout: Duration::from_secs(30),
             progress: false,
         }
     }

@@ -98,6 +98,7 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
                 progress: &progress,
                 origin_id: *origin_id,
                 root,
+                tag_timeout: cfg.tag_timeout,
                 stop: &stop,
                 db_error: &db_error,
             };

@@ -13,11 +13,16 @@ use indicatif::ProgressBar;
 use musicfs_db::queries::{self, StoredFile};
 use musicfs_db::{DbError, ReadPool};
 use musicfs_layout::{FileName, Layout};
-use musicfs_tags::{Track, audio_extension, read_track};
+use musicfs_tags::{Track, audio_extension, read_tracks_within};
 use rayon::prelude::*;
 
 use crate::summary::Counters;
 use crate::write::{Op, PutFile};
+
+/// Files handed to a tag-reader thread at once (see `musicfs_tags::read_tracks_within`): large
+/// enough to amortize the thread handoff, small enough that a folder's reads still spread
+/// over all workers.
+const READ_CHUNK: usize = 16;
 
 pub(crate) struct Walk<'a> {
     pub pool: &'a ReadPool,
@@ -27,6 +32,7 @@ pub(crate) struct Walk<'a> {
     pub progress: &'a ProgressBar,
     pub origin_id: i64,
     pub root: &'a Path,
+    pub tag_timeout: std::time::Duration,
     /// Set when the writer is gone or the DB failed: walkers stop early.
     pub stop: &'a AtomicBool,
     pub db_error: &'a std::sync::Mutex<Option<DbError>>,
@@ -167,7 +173,7 @@ impl Walk<'_> {
         for (name, meta) in listing.files {
             let (size, mtime) = (meta.len() as i64, mtime_ns(&meta));
             match stored.remove(&name) {
-                Some(s) if s.size == size && s.mtime_ns == mtime => {
+                Some(s) if s.size == size && s.mtime_ns == mtime && !s.retry => {
                     Counters::bump(&self.counters.unchanged, 1);
                     self.progress.inc(1);
                 }
@@ -189,11 +195,17 @@ impl Walk<'_> {
         // Read in parallel, send in name order: which of two colliding files in one folder
         // gets the plain name must not depend on thread timing.
         to_read.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let puts: Vec<(PutFile, bool)> = to_read
-            .into_par_iter()
-            .map(|(name, size, mtime, changed)| (self.read(rel, dir, name, size, mtime), changed))
+        let puts: Vec<Vec<(Option<PutFile>, bool)>> = to_read
+            .par_chunks(READ_CHUNK)
+            .map(|chunk| self.read_chunk(rel, dir, chunk))
             .collect();
-        for (put, changed) in puts {
+        for (put, changed) in puts.into_iter().flatten() {
+            let Some(put) = put else {
+                // Vanished between listing and reading: as if never listed (a stored row stays
+                // until a scan no longer lists the file).
+                self.progress.inc(1);
+                continue;
+            };
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -209,18 +221,52 @@ impl Walk<'_> {
         Ok(listing.subdirs)
     }
 
-    fn read(&self, rel: &[u8], dir: &Path, name: Vec<u8>, size: i64, mtime: i64) -> PutFile {
-        let path = dir.join(OsStr::from_bytes(&name));
+    /// Reads a chunk of one folder's files (name, size, mtime, changed), in order. Each
+    /// outcome is `None` for a file that vanished since it was listed.
+    fn read_chunk(
+        &self,
+        rel: &[u8],
+        dir: &Path,
+        chunk: &[(Vec<u8>, i64, i64, bool)],
+    ) -> Vec<(Option<PutFile>, bool)> {
+        let paths: Vec<PathBuf> = chunk
+            .iter()
+            .map(|(name, ..)| dir.join(OsStr::from_bytes(name)))
+            .collect();
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let outcomes = read_tracks_within(&refs, self.tag_timeout);
+        chunk
+            .iter()
+            .zip(paths.iter().zip(outcomes))
+            .map(|((name, size, mtime, changed), (path, outcome))| {
+                let put = self.put(rel, path, name.clone(), *size, *mtime, outcome);
+                (put, *changed)
+            })
+            .collect()
+    }
+
+    /// The file's row from its read outcome; `None` if it vanished since it was listed.
+    fn put(
+        &self,
+        rel: &[u8],
+        path: &Path,
+        name: Vec<u8>,
+        size: i64,
+        mtime: i64,
+        outcome: Result<Track, musicfs_tags::TagError>,
+    ) -> Option<PutFile> {
         let ext = audio_extension(&name).unwrap_or_default();
-        let (track, error) = match read_track(&path) {
-            Ok(track) => (track, None),
+        let (track, error, retry) = match outcome {
+            Ok(track) => (track, None, false),
+            Err(err) if err.is_not_found() => return None,
             Err(err) => {
-                self.report(
-                    "cannot read tags, indexed by file name",
-                    &path,
-                    &err.cause(),
-                );
-                (Track::default(), Some(err.cause()))
+                let what = if err.is_transient() {
+                    "cannot read tags, indexed by file name, will retry next scan"
+                } else {
+                    "cannot read tags, indexed by file name"
+                };
+                self.report(what, path, &err.cause());
+                (Track::default(), Some(err.cause()), err.is_transient())
             }
         };
         let stem = String::from_utf8_lossy(&name[..name.len() - ext.len() - 1]).into_owned();
@@ -231,7 +277,7 @@ impl Walk<'_> {
                 ext: &ext,
             },
         );
-        PutFile {
+        Some(PutFile {
             origin_id: self.origin_id,
             folder: rel.to_vec(),
             name,
@@ -240,7 +286,8 @@ impl Walk<'_> {
             ext,
             track,
             error,
+            retry,
             placements,
-        }
+        })
     }
 }

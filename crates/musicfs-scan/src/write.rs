@@ -27,6 +27,8 @@ pub(crate) struct PutFile {
     pub ext: String,
     pub track: Track,
     pub error: Option<String>,
+    /// The error may pass: read the file again next scan (`files.scan_retry`).
+    pub retry: bool,
     pub placements: Vec<Placement>,
 }
 
@@ -109,6 +111,7 @@ fn apply(
                     ext: &put.ext,
                     track: &put.track,
                     scan_error: put.error.as_deref(),
+                    scan_retry: put.retry,
                 },
             )?;
             let placements: Vec<(i64, &[String])> = put

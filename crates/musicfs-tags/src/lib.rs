@@ -6,9 +6,13 @@
 mod formats;
 #[cfg(feature = "read")]
 mod read;
+#[cfg(feature = "read")]
+mod timed;
 mod track;
 
 pub use formats::{AUDIO_EXTENSIONS, audio_extension};
 #[cfg(feature = "read")]
 pub use read::{TagError, read_track};
+#[cfg(feature = "read")]
+pub use timed::{MAX_STUCK, read_track_within, read_tracks_within, stuck_reads};
 pub use track::{Track, parse_year};

@@ -1,8 +1,10 @@
 //! Reading a `Track` with lofty, with every failure (including panics) turned into a `TagError`.
 
 use std::borrow::Cow;
+use std::io::{Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use lofty::config::{ParseOptions, ParsingMode};
 use lofty::file::FileType;
@@ -24,6 +26,13 @@ pub enum TagError {
     Parse { path: PathBuf, chain: String },
     #[error("{path}: tag reader panicked: {message}")]
     Panic { path: PathBuf, message: String },
+    /// The disk failed while reading (EIO, a dropped network disk): not the file's fault.
+    #[error("{path}: {chain}")]
+    Io { path: PathBuf, chain: String },
+    /// The per-file time limit ran out (a hung network disk, a parser stuck in a loop), or too
+    /// many earlier reads are still stuck to start another.
+    #[error("{path}: {reason}")]
+    TimedOut { path: PathBuf, reason: String },
 }
 
 impl TagError {
@@ -33,7 +42,23 @@ impl TagError {
             TagError::Open { source, .. } => format!("cannot open: {source}"),
             TagError::Parse { chain, .. } => chain.clone(),
             TagError::Panic { message, .. } => format!("tag reader panicked: {message}"),
+            TagError::TimedOut { reason, .. } => reason.clone(),
+            TagError::Io { chain, .. } => chain.clone(),
         }
+    }
+
+    /// The failure may pass (a time limit, an open error): the file should be read again on
+    /// the next scan even if it has not changed. Broken contents are not transient.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            TagError::Open { .. } | TagError::TimedOut { .. } | TagError::Io { .. }
+        )
+    }
+
+    /// The file no longer exists (it vanished between listing and reading).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TagError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
 }
 
@@ -43,6 +68,13 @@ impl TagError {
 /// A panic inside lofty (it has known ones on hostile files) is caught and returned as
 /// `TagError::Panic`; this requires `panic = "unwind"`, the default, in every profile.
 pub fn read_track(path: &Path) -> Result<Track, TagError> {
+    read_track_until(path, None)
+}
+
+/// [`read_track`] that gives up once `deadline` passes: every read of the file after it fails,
+/// which stops lofty at its next I/O. (A hard limit, for a read stuck in the kernel or in a
+/// loop without I/O, is [`crate::read_track_within`].)
+pub(crate) fn read_track_until(path: &Path, deadline: Option<Instant>) -> Result<Track, TagError> {
     let file = std::fs::File::open(path).map_err(|source| TagError::Open {
         path: path.to_owned(),
         source,
@@ -51,15 +83,29 @@ pub fn read_track(path: &Path) -> Result<Track, TagError> {
         .parsing_mode(ParsingMode::Relaxed)
         .read_cover_art(false);
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let probe = lofty::probe::Probe::new(std::io::BufReader::new(file))
+        let reader = DeadlineReader {
+            inner: file,
+            deadline,
+        };
+        let probe = lofty::probe::Probe::new(std::io::BufReader::new(reader))
             .options(options)
             .guess_file_type()
-            .map_err(|e| error_chain(&e))?;
-        probe.read().map_err(|e| error_chain(&e))
+            .map_err(|e| failure(&e))?;
+        probe.read().map_err(|e| failure(&e))
     }));
+    if deadline.is_some_and(|d| Instant::now() >= d) && !matches!(result, Ok(Ok(_))) {
+        return Err(TagError::TimedOut {
+            path: path.to_owned(),
+            reason: TIMED_OUT.to_owned(),
+        });
+    }
     match result {
         Ok(Ok(tagged)) => Ok(track_from(&tagged)),
-        Ok(Err(chain)) => Err(TagError::Parse {
+        Ok(Err((chain, true))) => Err(TagError::Io {
+            path: path.to_owned(),
+            chain,
+        }),
+        Ok(Err((chain, false))) => Err(TagError::Parse {
             path: path.to_owned(),
             chain,
         }),
@@ -68,6 +114,57 @@ pub fn read_track(path: &Path) -> Result<Track, TagError> {
             message: panic_message(payload.as_ref()),
         }),
     }
+}
+
+pub(crate) const TIMED_OUT: &str = "tag reading hit the per-file time limit";
+
+/// A file whose reads fail after a deadline.
+struct DeadlineReader {
+    inner: std::fs::File,
+    deadline: Option<Instant>,
+}
+
+impl DeadlineReader {
+    fn check(&self) -> std::io::Result<()> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => {
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, TIMED_OUT))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl Seek for DeadlineReader {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.check()?;
+        self.inner.seek(pos)
+    }
+}
+
+/// The error's cause chain, and whether an I/O error of the disk (not of the data: a short
+/// file is `UnexpectedEof`) caused it.
+fn failure(err: &(dyn std::error::Error + 'static)) -> (String, bool) {
+    let mut disk = false;
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            disk |= !matches!(
+                io.kind(),
+                UnexpectedEof | InvalidData | InvalidInput | OutOfMemory
+            );
+        }
+        cause = e.source();
+    }
+    (error_chain(err), disk)
 }
 
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
