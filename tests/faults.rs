@@ -1,6 +1,7 @@
 //! Failures around the DB (toward issue #5): a full disk, a corrupt file. A clean error, and
 //! nothing already committed is lost.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -125,4 +126,134 @@ fn a_corrupt_database_is_a_clear_error_for_scan_and_mount() {
         problems.map(|p| !p.is_empty()).unwrap_or(true),
         "check found nothing wrong"
     );
+}
+
+fn walked_files(mnt: &Path) -> Vec<String> {
+    let mut files: Vec<String> = musicfs_tests::walk_relative(mnt)
+        .into_iter()
+        .filter(|(_, is_dir)| !is_dir)
+        .map(|(p, _)| p)
+        .collect();
+    files.sort();
+    files
+}
+
+fn vpaths(db: &Path) -> Vec<String> {
+    tree(db).into_iter().map(|(p, _)| p).collect()
+}
+
+#[test]
+fn a_mount_follows_its_db_through_vacuum_and_replacement() {
+    let lib = musicfs_tests::MountedLibrary::new(30, 21);
+    let before = walked_files(&lib.mnt);
+    assert_eq!(before, vpaths(&lib.db));
+
+    // VACUUM in place (sqlite3 library.db VACUUM): same tree, same bytes.
+    lib.conn().execute_batch("VACUUM").unwrap();
+    assert_eq!(walked_files(&lib.mnt), before);
+    for (vpath, real) in lib.placements() {
+        let real = std::ffi::OsStr::from_bytes(&real);
+        assert_eq!(
+            std::fs::read(lib.mnt.join(&vpath)).unwrap(),
+            std::fs::read(real).unwrap()
+        );
+    }
+
+    // Replaced: another library scanned into another file, then renamed over the DB (a
+    // restored backup, a rebuild). The mount serves the new tree, not a mix with the old
+    // file's WAL.
+    let other = lib.dir.path().join("other");
+    musicfs_tools::generate_library(&other, 20, 22).unwrap();
+    let new_db = lib.dir.path().join("new.db");
+    scan(&ScanConfig::new(&new_db, vec![other.clone()])).unwrap();
+    let expected = vpaths(&new_db);
+    assert_ne!(expected, before);
+    std::fs::rename(&new_db, &lib.db).unwrap();
+    let swapped = musicfs_tests::eventually(std::time::Duration::from_secs(10), || {
+        walked_files(&lib.mnt) == expected
+    });
+    assert!(
+        swapped.is_some(),
+        "the mount still serves {:?}",
+        walked_files(&lib.mnt)
+    );
+    for (vpath, _) in tree(&lib.db) {
+        let through = std::fs::read(lib.mnt.join(&vpath)).unwrap();
+        let conn = lib.conn();
+        let real: musicfs_db::PathBytes = conn
+            .query_row(
+                "SELECT abs_path FROM tracks WHERE vpath = ?1",
+                [&vpath],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            through == std::fs::read(std::ffi::OsStr::from_bytes(&real.0)).unwrap(),
+            "{vpath}"
+        );
+    }
+    let conn = lib.conn();
+    assert!(musicfs_db::check_consistency(&conn).unwrap().is_empty());
+    drop(conn);
+
+    // Live updates go on against the new file: a scan adding a track shows up.
+    let added = other.join("Late Addition.flac");
+    let t = musicfs_tags::Track {
+        artist: Some("Zeta Late".into()),
+        title: Some("Late".into()),
+        ..Default::default()
+    };
+    musicfs_tools::write_track(&added, musicfs_tools::Format::Flac, &t, 5).unwrap();
+    scan(&ScanConfig::new(&lib.db, vec![other])).unwrap();
+    assert!(
+        musicfs_tests::eventually(std::time::Duration::from_secs(10), || {
+            lib.mnt.join("Zeta Late").is_dir()
+        })
+        .is_some(),
+        "live updates stopped after the replacement"
+    );
+}
+
+#[test]
+fn a_read_only_db_is_served_and_a_scan_into_it_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let music = dir.path().join("music");
+    musicfs_tools::generate_library(&music, 40, 23).unwrap();
+    let Some(fs) = Tmpfs::mount(&dir.path().join("dbfs"), "16m") else {
+        return;
+    };
+    let db = fs.0.join("library.db");
+    scan(&ScanConfig::new(&db, vec![music.clone()])).unwrap();
+    let expected = vpaths(&db);
+    let status = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&fs.0)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Served: read-only media (no -shm can be created) are read as the main file alone.
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = musicfs_fs::mount(musicfs_fs::MountConfig::new(&db, &mnt)).unwrap();
+    assert_eq!(walked_files(&mnt), expected);
+    mounted.unmount().unwrap();
+
+    // A scan that has something to write says why it cannot, and changes nothing.
+    musicfs_tools::generate_library(&music.join("more"), 3, 24).unwrap();
+    let err = scan(&ScanConfig::new(&db, vec![music])).expect_err("the DB is read-only");
+    let message = err.to_string();
+    assert!(
+        message.to_lowercase().contains("read-only") || message.contains("readonly"),
+        "unclear error: {message}"
+    );
+    let conn = rusqlite::Connection::open_with_flags(
+        format!("file:{}?immutable=1", db.display()),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let files: i64 = conn
+        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(files as usize, expected.len());
 }

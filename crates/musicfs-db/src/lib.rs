@@ -18,7 +18,7 @@ mod writer;
 pub use check::check_consistency;
 pub use error::DbError;
 pub use pathbytes::PathBytes;
-pub use pool::{PoolOptions, ReadPool};
+pub use pool::{OpenMode, PoolOptions, ReadPool};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{FileRecord, NamePolicy, StoredTrack, Writer};
 

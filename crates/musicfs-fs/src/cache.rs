@@ -46,6 +46,16 @@ impl Caches {
         self.attrs.invalidate(&parent);
     }
 
+    /// Every (parent, name) cached, positive or negative.
+    pub(crate) fn cached_names(&self) -> Vec<(u64, String)> {
+        self.lookups.iter().map(|(k, _)| (*k).clone()).collect()
+    }
+
+    /// Every inode whose attributes are cached.
+    pub(crate) fn cached_inodes(&self) -> Vec<u64> {
+        self.attrs.iter().map(|(k, _)| *k).collect()
+    }
+
     /// Forgets everything (the change log was pruned past what this mount has seen).
     pub(crate) fn invalidate_all(&self) {
         self.lookups.invalidate_all();

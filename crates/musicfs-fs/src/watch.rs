@@ -32,20 +32,41 @@ impl Watcher {
     fn run(self) {
         // One dedicated connection: `data_version` is per connection, and changes only when
         // another connection commits. Cheap to poll (no I/O when nothing changed).
-        let conn = match self.pool.get() {
+        let mut conn = match self.pool.get() {
             Ok(c) => c,
             Err(err) => return tracing::error!("live updates disabled: {err}"),
         };
-        let data_version =
-            || -> Option<i64> { conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok() };
-        let mut seen_version = data_version();
+        let data_version = |conn: &rusqlite::Connection| -> Option<i64> {
+            conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+        };
+        let mut seen_version = data_version(&conn);
         let mut cursor = match queries::changes_range(&conn) {
             Ok((_, newest)) => newest,
             Err(err) => return tracing::error!("live updates disabled: {err}"),
         };
         while !self.stop.load(Ordering::Relaxed) {
             std::thread::sleep(self.interval);
-            let version = data_version();
+            // A replaced DB file (one stat per poll): serve the new one, forget the old.
+            if self.pool.replaced() {
+                drop(conn); // the swap waits for every connection of the old file
+                match self.pool.reopen_if_replaced() {
+                    Ok(mode) => tracing::warn!(
+                        db = %self.pool.path().display(),
+                        ?mode,
+                        "the DB file was replaced; serving the new one"
+                    ),
+                    Err(err) => tracing::error!("the DB file was replaced, and: {err}"),
+                }
+                self.forget_everything();
+                conn = match self.pool.get() {
+                    Ok(c) => c,
+                    Err(err) => return tracing::error!("live updates disabled: {err}"),
+                };
+                cursor = queries::changes_range(&conn).map_or(cursor, |(_, newest)| newest);
+                seen_version = data_version(&conn);
+                continue;
+            }
+            let version = data_version(&conn);
             if version == seen_version {
                 continue;
             }
@@ -55,6 +76,22 @@ impl Watcher {
                 Err(err) => tracing::warn!("reading the change log: {err}"),
             }
         }
+    }
+
+    /// Drops every cached name and attribute, here and in the kernel (for the names this mount
+    /// has cached, which cover what the kernel looked up recently): the tree may have changed
+    /// anywhere. Kernel entries not cached here expire with their TTL.
+    fn forget_everything(&self) {
+        for (parent, name) in self.caches.cached_names() {
+            let _ = self
+                .notifier
+                .inval_entry(INodeNo(parent), OsStr::new(&name));
+        }
+        for ino in self.caches.cached_inodes() {
+            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+        let _ = self.notifier.inval_inode(INodeNo(1), 0, 0);
+        self.caches.invalidate_all();
     }
 
     /// Applies every change after `cursor`; returns the new cursor.
@@ -68,7 +105,7 @@ impl Watcher {
             // The log was pruned past us (or the DB was replaced): forget everything cached
             // here; kernel entries expire with their TTL.
             tracing::warn!("change log moved past this mount; dropping all caches");
-            self.caches.invalidate_all();
+            self.forget_everything();
             return Ok(newest);
         }
         loop {

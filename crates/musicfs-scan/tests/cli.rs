@@ -27,6 +27,46 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Mounts `db` for real and checks the tree it serves is the DB's, file for file: every
+/// directory lists, every file stats with its DB size, and a sample reads byte-identical.
+fn assert_mount_serves_consistent_tree(db: &Path, scratch: &Path) {
+    let mnt = scratch.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = musicfs_fs::mount(musicfs_fs::MountConfig::new(db, &mnt)).unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT vpath, size, abs_path FROM tracks ORDER BY vpath")
+        .unwrap();
+    let rows: Vec<(String, i64, musicfs_db::PathBytes)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut served: Vec<String> = walk(&mnt)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| p.strip_prefix(&mnt).unwrap().to_str().unwrap().to_owned())
+        .collect();
+    served.sort();
+    let in_db: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let first_difference = served.iter().zip(&in_db).find(|(a, b)| a != b);
+    assert!(
+        served.len() == in_db.len() && first_difference.is_none(),
+        "the mount serves {} files, the DB holds {}; first difference {first_difference:?}",
+        served.len(),
+        in_db.len()
+    );
+    for (vpath, size, real) in rows.iter().step_by(25) {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = std::fs::read(mnt.join(vpath)).unwrap();
+        assert_eq!(bytes.len() as i64, *size, "{vpath}");
+        assert!(bytes == std::fs::read(std::ffi::OsStr::from_bytes(&real.0)).unwrap());
+    }
+    drop(stmt);
+    drop(conn);
+    mounted.unmount().unwrap();
+}
+
 #[test]
 fn killed_at_any_moment_the_db_stays_consistent_and_the_next_run_converges() {
     let fx = fixture(1_500, 41);
@@ -37,8 +77,29 @@ fn killed_at_any_moment_the_db_stays_consistent_and_the_next_run_converges() {
     ))
     .unwrap();
 
+    // 30 kill moments at random (seeded) delays. Rounds come in sixes: the first starts from
+    // no DB (kills during schema creation and the first scan), the next ones resume from what
+    // the previous kill left, every other one after touching 300 files (kills in the
+    // changed-file path). So kills land in every phase, not only in quick no-change rescans.
+    let mut rng = musicfs_tools::Rng::new(2026);
+    let rounds = 30u64;
     let mut killed_mid_run = 0;
-    for delay_ms in [15u64, 40, 80, 130, 200, 300, 450] {
+    for i in 0..rounds {
+        if i % 6 == 0 {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = fx.db.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        } else if i % 2 == 1 {
+            for f in fx.files.iter().step_by(5) {
+                let _ = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&f.path)
+                    .map(|file| file.set_modified(std::time::SystemTime::now()));
+            }
+        }
+        let delay_ms = 5 + (i % 6) * 30 + rng.below(30);
         let mut child = bin()
             .arg("--db")
             .arg(&fx.db)
@@ -54,16 +115,22 @@ fn killed_at_any_moment_the_db_stays_consistent_and_the_next_run_converges() {
         child.wait().unwrap();
         if fx.db.exists() {
             assert_consistent(&fx.db);
+            // Mounting costs ~20 ms; every third kill keeps the test short.
+            if i % 3 == 0 && musicfs_db::ReadPool::open(&fx.db, &Default::default()).is_ok() {
+                assert_mount_serves_consistent_tree(&fx.db, fx.dir.path());
+            }
         }
     }
+    eprintln!("{killed_mid_run} of {rounds} kills landed mid-run");
     assert!(
-        killed_mid_run >= 3,
-        "only {killed_mid_run} kills landed mid-run"
+        killed_mid_run >= 20,
+        "only {killed_mid_run} of {rounds} kills landed mid-run"
     );
     let out = run(&fx.db, &fx.root, &["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_consistent(&fx.db);
     assert_eq!(snapshot(&fx.db), snapshot(&reference));
+    assert_mount_serves_consistent_tree(&fx.db, fx.dir.path());
 }
 
 #[test]
