@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use musicfs_scan::ScanConfig;
 use musicfs_tags::Track;
-use musicfs_tests::{files_below, scan_with_watchdog, shared_corpus, walk_relative};
+use musicfs_tests::{
+    audio_files_below, registry_corpus, scan_with_watchdog, shared_corpus, walk_relative,
+};
 use musicfs_tools::{Format, Rng, write_track};
 
 /// Deterministic mutants of `bytes`: each is (label, bytes, extension).
@@ -83,10 +85,20 @@ fn mutated_files_are_indexed_or_reported_and_read_back_identical() {
         write_track(&p, format, &t, i as u32).unwrap();
         inputs.push(p);
     }
-    if let Some(corpus) = shared_corpus() {
-        let mut real: Vec<PathBuf> = files_below(&corpus)
+    // The long run (MUSICFS_MUTANTS=10000, see docs/reliability.md) mutates every corpus file
+    // under 2 MiB, in as many seeded rounds as it takes; the default is a small fixed sample.
+    let target: usize = std::env::var("MUSICFS_MUTANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (shared_step, registry_step) = if target > 0 { (1, 1) } else { (12, 25) };
+    for (corpus, step) in [
+        (shared_corpus(), shared_step),
+        (registry_corpus(), registry_step),
+    ] {
+        let Some(corpus) = corpus else { continue };
+        let mut real: Vec<PathBuf> = audio_files_below(&corpus)
             .into_iter()
-            .filter(|p| musicfs_tags::audio_extension(p.file_name().unwrap().as_bytes()).is_some())
             .filter(|p| {
                 std::fs::metadata(p)
                     .map(|m| m.len() < 2 << 20)
@@ -94,24 +106,30 @@ fn mutated_files_are_indexed_or_reported_and_read_back_identical() {
             })
             .collect();
         real.sort();
-        inputs.extend(real.into_iter().step_by(12)); // ~30 real files, deterministic
+        inputs.extend(real.into_iter().step_by(step)); // deterministic
     }
+    let per_round = inputs.len() * 13;
+    let rounds = target.div_ceil(per_round).max(1);
     let root = dir.path().join("music");
     std::fs::create_dir(&root).unwrap();
-    let mut rng = Rng::new(2026);
     let mut written = 0;
-    for (i, input) in inputs.iter().enumerate() {
-        let bytes = std::fs::read(input).unwrap();
-        let ext = musicfs_tags::audio_extension(input.file_name().unwrap().as_bytes()).unwrap();
-        for (label, data, ext) in mutants(&bytes, &ext, &mut rng) {
-            std::fs::write(root.join(format!("{i:03}-{label}.{ext}")), data).unwrap();
-            written += 1;
+    for round in 0..rounds {
+        let folder = root.join(format!("round-{round:03}"));
+        std::fs::create_dir(&folder).unwrap();
+        let mut rng = Rng::new(2026 + round as u64);
+        for (i, input) in inputs.iter().enumerate() {
+            let bytes = std::fs::read(input).unwrap();
+            let ext = musicfs_tags::audio_extension(input.file_name().unwrap().as_bytes()).unwrap();
+            for (label, data, ext) in mutants(&bytes, &ext, &mut rng) {
+                std::fs::write(folder.join(format!("{i:04}-{label}.{ext}")), data).unwrap();
+                written += 1;
+            }
         }
     }
     let db = dir.path().join("m.db");
     let summary = scan_with_watchdog(
         ScanConfig::new(&db, vec![root.clone()]),
-        Duration::from_secs(120),
+        Duration::from_secs(120 + written as u64 / 20),
     );
     assert_eq!(summary.added, written as u64, "{summary:?}");
     let conn = rusqlite::Connection::open(&db).unwrap();

@@ -64,8 +64,12 @@ impl Func {
             Func::Pad => {
                 let fill = arg(2).chars().next().unwrap_or('0');
                 let len = arg(0).chars().count();
+                // The width may come from a tag (`%pad{$track,$title}`): a name never exceeds
+                // MAX_NAME_BYTES, so wider padding is pointless and a huge one would abort on
+                // allocation (found by tools/fuzz, crashers/template/pad-huge-width).
+                let width = count(1).min(crate::MAX_NAME_BYTES);
                 let mut out: String =
-                    std::iter::repeat_n(fill, count(1).saturating_sub(len)).collect();
+                    std::iter::repeat_n(fill, width.saturating_sub(len)).collect();
                 out.push_str(arg(0));
                 out
             }
