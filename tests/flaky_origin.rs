@@ -175,6 +175,7 @@ impl Filesystem for FlakyFs {
 pub struct FlakyOrigin {
     healed: Arc<AtomicBool>,
     session: Option<fuser::BackgroundSession>,
+    mountpoint: std::path::PathBuf,
 }
 
 impl FlakyOrigin {
@@ -195,6 +196,7 @@ impl FlakyOrigin {
         FlakyOrigin {
             healed,
             session: Some(session),
+            mountpoint: mountpoint.to_owned(),
         }
     }
 
@@ -205,10 +207,24 @@ impl FlakyOrigin {
 }
 
 impl Drop for FlakyOrigin {
+    /// The server lives in the test process: if it stopped while the mount stayed, any later
+    /// access (even removing the temp dir) would wait forever on it. So: heal (blocked reads
+    /// finish), let open files close, unmount, and detach lazily if that failed.
     fn drop(&mut self) {
         self.heal();
+        std::thread::sleep(Duration::from_millis(100));
         if let Some(s) = self.session.take() {
             let _ = s.umount_and_join();
+        }
+        let still = std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(1) == self.mountpoint.to_str())
+        });
+        if still {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.mountpoint)
+                .status();
         }
     }
 }

@@ -111,3 +111,67 @@ fn hung_failing_and_vanishing_files_are_reported_and_retried_when_healed() {
     }
     assert!(musicfs_db::check_consistency(&conn).unwrap().is_empty());
 }
+
+#[test]
+fn an_origin_unmounted_mid_scan_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(usb) = musicfs_tests::Tmpfs::mount(&dir.path().join("usb"), "64m") else {
+        return;
+    };
+    let generated = musicfs_tools::generate_library(&usb.0, 60, 31).unwrap();
+    let db = dir.path().join("u.db");
+    musicfs_scan::scan(&ScanConfig::new(&db, vec![usb.0.clone()])).unwrap();
+    let count = |db: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&db), generated.len() as i64);
+
+    // The next scan takes a slow origin first (one read hangs until its time limit), then the
+    // disk. Both roots pass the up-front checks; the disk is unplugged while the slow origin is
+    // scanned, leaving its empty mountpoint folder behind.
+    let slow = dir.path().join("slow");
+    std::fs::create_dir(&slow).unwrap();
+    let _origin = FlakyOrigin::mount(
+        &slow,
+        vec![(
+            "hang.flac".into(),
+            flac_bytes(dir.path(), "hang", 1),
+            Behavior::Hang,
+        )],
+    );
+    let mut cfg = ScanConfig::new(&db, vec![slow.clone(), usb.0.clone()]);
+    cfg.tag_timeout = Duration::from_secs(3);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(musicfs_scan::scan(&cfg)).unwrap());
+    std::thread::sleep(Duration::from_millis(800));
+    let status = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&usb.0)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the scan hung");
+    let err = result.expect_err("an origin that vanished mid-scan must stop the scan");
+    assert!(err.to_string().contains("vanished"), "{err}");
+    // Nothing of the unplugged disk was removed.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let kept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM files f JOIN folders d ON d.id = f.folder_id \
+             JOIN origins o ON o.id = d.origin_id WHERE o.root = ?1",
+            [usb.0.to_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        kept,
+        generated.len() as i64,
+        "files of the unplugged disk were removed"
+    );
+    assert!(musicfs_db::check_consistency(&conn).unwrap().is_empty());
+}

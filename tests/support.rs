@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 pub mod flaky_origin;
 
+use std::process::Command;
+
 /// The shared real-world corpus (`../shared/corpus` beside the checkout, or `$MUSICFS_CORPUS`).
 /// `None`, with a loud message, when it is absent: tests that need it skip.
 pub fn shared_corpus() -> Option<PathBuf> {
@@ -203,4 +205,42 @@ pub fn walk_relative(dir: &Path) -> Vec<(String, bool)> {
         }
     }
     out
+}
+
+/// A tmpfs of `size` mounted on `dir` (root only), unmounted on drop.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("\n*** SKIPPED: cannot mount a tmpfs here (needs root) ***\n");
+        }
+        ok.then(|| Tmpfs(dir.to_owned()))
+    }
+
+    pub fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }

@@ -14,12 +14,12 @@ target=${1:?usage: run.sh tags|template [SECONDS]}
 seconds=${2:-60}
 shift $(( $# >= 2 ? 2 : 1 ))
 
-export RUSTFLAGS="-C passes=sancov-module -C llvm-args=-sanitizer-coverage-level=4 \
+fuzz_flags="-C passes=sancov-module -C llvm-args=-sanitizer-coverage-level=4 \
  -C llvm-args=-sanitizer-coverage-inline-8bit-counters -C llvm-args=-sanitizer-coverage-pc-table \
  -C llvm-args=-sanitizer-coverage-trace-compares -C debug-assertions -C overflow-checks"
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros (host artifacts).
 triple=$(rustc -vV | sed -n 's/^host: //p')
-cargo build --release -p musicfs-fuzz --features libfuzzer --bin "fuzz-$target" \
+RUSTFLAGS="$fuzz_flags" cargo build --release -p musicfs-fuzz --features libfuzzer --bin "fuzz-$target" \
   --target "$triple" --target-dir ../../target/fuzz
 
 seeds="seeds/$target"

@@ -35,9 +35,13 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
     let counters = Counters::default();
 
     // Check every root before writing anything: a refused origin stops the whole scan.
+    // Each root's (device, inode) is taken now: a root unmounted before its walk starts (a
+    // scan of several origins takes a while) is caught as replaced, not read as emptied.
     let mut origins = Vec::with_capacity(cfg.roots.len());
     for root in &cfg.roots {
-        origins.push(check_root(&writer, root, cfg.allow_empty)?);
+        let (origin_id, root) = check_root(&writer, root, cfg.allow_empty)?;
+        let root_identity = identity(&root);
+        origins.push((origin_id, root, root_identity));
     }
 
     if writer.setting(LAYOUT_KEY)?.as_deref() != Some(layout.fingerprint().as_str()) {
@@ -77,6 +81,7 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
     let progress = progress_bar(cfg.progress);
     let stop = AtomicBool::new(false);
     let db_error = Mutex::new(None);
+    let origin_lost = Mutex::new(None);
     let batching = Batching {
         max_ops: cfg.batch_ops.max(1),
         max_time: cfg.batch_time,
@@ -89,7 +94,11 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
             drop(rx); // walkers see the writer gone and stop
             result
         });
-        for (origin_id, root) in &origins {
+        for (origin_id, root, root_identity) in &origins {
+            let Some(root_identity) = *root_identity else {
+                origin_lost.lock().unwrap().get_or_insert(root.clone());
+                break;
+            };
             let walk = Walk {
                 pool: &pool,
                 tx: tx.clone(),
@@ -98,9 +107,11 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
                 progress: &progress,
                 origin_id: *origin_id,
                 root,
+                root_identity,
                 tag_timeout: cfg.tag_timeout,
                 stop: &stop,
                 db_error: &db_error,
+                origin_lost: &origin_lost,
             };
             workers.install(|| walk.folder(Vec::new()));
         }
@@ -112,6 +123,14 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
     if let Some(err) = db_error.into_inner().unwrap() {
         return Err(err.into());
     }
+    if let Some(root) = origin_lost.into_inner().unwrap() {
+        return Err(ScanError::Refused {
+            root,
+            reason: "the folder vanished or was replaced during the scan (unmounted?); \
+                     stopped without removing anything it no longer lists"
+                .into(),
+        });
+    }
     let summary = counters.summary(started.elapsed().as_secs_f64());
     if summary.added + summary.changed + summary.removed + summary.relayout > 0 {
         // Keep the WAL small for readers; PASSIVE never blocks a mount.
@@ -120,6 +139,12 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
             .execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
     }
     Ok(summary)
+}
+
+/// (device, inode) of a folder: a root that was unmounted mid-scan shows as another folder.
+pub(crate) fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Templates from the config, else those stored in the DB, else the default.

@@ -32,14 +32,20 @@ pub(crate) struct Walk<'a> {
     pub progress: &'a ProgressBar,
     pub origin_id: i64,
     pub root: &'a Path,
+    /// The root's (device, inode) when the scan checked it.
+    pub root_identity: (u64, u64),
     pub tag_timeout: std::time::Duration,
     /// Set when the writer is gone or the DB failed: walkers stop early.
     pub stop: &'a AtomicBool,
     pub db_error: &'a std::sync::Mutex<Option<DbError>>,
+    /// Set (to the root) when the root vanished or changed mid-scan: walkers stop.
+    pub origin_lost: &'a std::sync::Mutex<Option<PathBuf>>,
 }
 
 /// A folder as listed on disk.
 struct Listing {
+    /// The folder's (device, inode) just before it was listed.
+    identity: Option<(u64, u64)>,
     files: Vec<(Vec<u8>, Metadata)>,
     subdirs: Vec<Vec<u8>>,
     /// False when any entry could not be read: then nothing in this folder is removed.
@@ -81,6 +87,35 @@ impl Walk<'_> {
             .suspend(|| tracing::warn!("{}: {what}: {err}", path.display()));
     }
 
+    /// Before removing what a listing no longer shows: the origin root and the listed folder
+    /// must still be the ones the scan started with. A root unmounted mid-scan (a USB disk, a
+    /// dropped network share) leaves an empty mountpoint behind, which must not read as "every
+    /// file deleted". A lost root stops the whole scan; a replaced folder keeps its rows.
+    fn still_there(&self, dir: &Path, listed: Option<(u64, u64)>) -> bool {
+        if crate::scan::identity(self.root) != Some(self.root_identity) {
+            self.origin_lost
+                .lock()
+                .unwrap()
+                .get_or_insert(self.root.to_owned());
+            self.stop.store(true, Ordering::Relaxed);
+            self.report(
+                "origin root vanished or was replaced during the scan, stopping",
+                self.root,
+                &"nothing removed",
+            );
+            return false;
+        }
+        if listed.is_none() || crate::scan::identity(dir) != listed {
+            self.report(
+                "folder vanished or was replaced while listed, keeping its files",
+                dir,
+                &"nothing removed",
+            );
+            return false;
+        }
+        true
+    }
+
     fn db_failed(&self, err: DbError) {
         self.stop.store(true, Ordering::Relaxed);
         self.db_error.lock().unwrap().get_or_insert(err);
@@ -111,6 +146,7 @@ impl Walk<'_> {
 
     fn list(&self, dir: &Path) -> std::io::Result<Listing> {
         let mut listing = Listing {
+            identity: crate::scan::identity(dir),
             files: Vec::new(),
             subdirs: Vec::new(),
             complete: true,
@@ -180,6 +216,10 @@ impl Walk<'_> {
                 Some(_) => to_read.push((name, size, mtime, true)),
                 None => to_read.push((name, size, mtime, false)),
             }
+        }
+        let removing = !stored.is_empty() || !stored_subfolders.is_empty();
+        if listing.complete && removing && !self.still_there(dir, listing.identity) {
+            return Ok(Vec::new());
         }
         if listing.complete {
             for gone in stored.into_values() {
