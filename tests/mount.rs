@@ -355,3 +355,70 @@ fn readdirplus_mode_lists_the_same_tree_with_attributes() {
         );
     }
 }
+
+#[test]
+fn backing_files_vanishing_or_changing_under_a_mount_give_clean_errors_or_their_bytes() {
+    let lib = MountedLibrary::new(12, 83);
+    // A second mount of the same DB with reads served by the daemon (no kernel passthrough).
+    let daemon_mnt = lib.dir.path().join("mnt-daemon");
+    std::fs::create_dir(&daemon_mnt).unwrap();
+    let mut cfg = lib.mount_config();
+    cfg.mountpoint = daemon_mnt.clone();
+    cfg.passthrough = false;
+    let daemon = musicfs_fs::mount(cfg).unwrap();
+    let files = lib.placements();
+    for (i, mnt) in [&lib.mnt, &daemon_mnt].into_iter().enumerate() {
+        let pick = |k: usize| {
+            let (vpath, real) = &files[i * 4 + k];
+            (
+                mnt.join(vpath),
+                Path::new(OsStr::from_bytes(real)).to_owned(),
+            )
+        };
+
+        // Deleted since the scan: open fails cleanly (ENOENT), the mount lives on.
+        let (through, real) = pick(0);
+        std::fs::remove_file(&real).unwrap();
+        assert_eq!(errno(std::fs::File::open(&through)), libc::ENOENT);
+
+        // Truncated while open: reads end early, nothing hangs or crashes.
+        let (through, real) = pick(1);
+        let original = std::fs::read(&real).unwrap();
+        let mut f = std::fs::File::open(&through).unwrap();
+        let mut head = vec![0; 100];
+        f.read_exact(&mut head).unwrap();
+        assert_eq!(head, original[..100]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&real)
+            .unwrap()
+            .set_len(200)
+            .unwrap();
+        let mut rest = Vec::new();
+        let got = f.read_to_end(&mut rest).map(|_| rest.len());
+        assert!(
+            matches!(got, Ok(n) if n <= original.len() - 100) || got.is_err(),
+            "{got:?}"
+        );
+        drop(f);
+
+        // Replaced by a new file (rename over it) while open: the open file keeps its bytes.
+        let (through, real) = pick(2);
+        let original = std::fs::read(&real).unwrap();
+        let mut f = std::fs::File::open(&through).unwrap();
+        let tmp = real.with_extension("new");
+        std::fs::write(&tmp, b"not the same file").unwrap();
+        std::fs::rename(&tmp, &real).unwrap();
+        let mut all = Vec::new();
+        f.read_to_end(&mut all).unwrap();
+        assert!(all == original, "an open file changed under its reader");
+        // Opened anew, the size no longer matches the DB's: EIO until a rescan, never bytes
+        // under a stale size.
+        assert_eq!(errno(std::fs::read(&through)), libc::EIO);
+
+        // Everything else still reads.
+        let (through, real) = pick(3);
+        assert!(std::fs::read(&through).unwrap() == std::fs::read(&real).unwrap());
+    }
+    daemon.unmount().unwrap();
+}
