@@ -192,7 +192,7 @@ fn mixed_load_with_scans_and_template_changes_has_no_errors_and_no_leaks() {
             musicfs_tools::generate_library(&churn, 15, 5000 + round).unwrap();
             if round > 0 {
                 let old = lib.root.join(format!("churn-{}", round - 1));
-                if round % 3 == 0 {
+                if round.is_multiple_of(3) {
                     // Rewrite the previous album in place (changed files) before it goes.
                     for f in musicfs_tests::files_below(&old) {
                         let mut b = std::fs::read(&f).unwrap();
