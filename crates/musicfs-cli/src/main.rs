@@ -1,5 +1,6 @@
 //! `musicfs`: the user-facing command. Thin: every command is a call into a library crate.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,6 +25,20 @@ enum Command {
     Check {
         #[arg(long, env = "MUSICFS_DB")]
         db: Option<PathBuf>,
+    },
+    /// Search the library (syntax: docs/search.md), e.g. `musicfs search artist:bowie year:1970..1979`.
+    Search {
+        /// The query; several words are joined with spaces.
+        #[arg(required = true)]
+        query: Vec<String>,
+        #[arg(long, env = "MUSICFS_DB")]
+        db: Option<PathBuf>,
+        /// At most this many matches, best first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per match: {"path","artist","album","title","file_id"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Counts of files, entries, errors, and the layout in use.
     Stats {
@@ -78,7 +93,73 @@ fn main() -> ExitCode {
         Command::Scan(args) => musicfs_scan::cli::main_with(args),
         Command::Check { db } => report(check(db)),
         Command::Stats { db } => report(stats(db)),
+        Command::Search {
+            query,
+            db,
+            limit,
+            json,
+        } => match search(&query.join(" "), db, limit, json) {
+            Err(err)
+                if matches!(
+                    err.downcast_ref::<musicfs_search::SearchError>(),
+                    Some(musicfs_search::SearchError::Syntax { .. })
+                ) =>
+            {
+                eprintln!("musicfs: {err:#}");
+                ExitCode::from(2)
+            }
+            // `musicfs search x | head`: a closed pipe ends the listing, it is no error.
+            Err(err)
+                if err
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                ExitCode::SUCCESS
+            }
+            other => report(other),
+        },
     }
+}
+
+fn search(query: &str, db: Option<PathBuf>, limit: usize, json: bool) -> anyhow::Result<bool> {
+    let db_path = db
+        .clone()
+        .or_else(musicfs_db::default_db_path)
+        .context("no --db given and no default location")?;
+    let conn = open(db)?;
+    let dir = musicfs_db::queries::setting(&conn, musicfs_search::SETTING_DIR)?
+        .map(PathBuf::from)
+        .unwrap_or_else(|| musicfs_search::default_dir(&db_path));
+    let index = musicfs_search::SearchIndex::open(&dir)?;
+    let reader = index.reader()?;
+    let ids = index.search(&reader, query, limit)?;
+    let mut out = std::io::stdout().lock();
+    for id in &ids {
+        let Some(r) = musicfs_db::search_rows::search_record(&conn, *id)? else {
+            continue; // removed since the index was committed
+        };
+        let path = musicfs_db::search_rows::file_vpath(&conn, *id)?.unwrap_or_default();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        if json {
+            let line = serde_json::json!({
+                "path": path, "artist": r.artist, "album": r.album, "title": r.title,
+                "file_id": id,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{path}\t{}\t{}\t{}",
+                text(&r.artist),
+                text(&r.album),
+                text(&r.title)
+            )?;
+        }
+    }
+    if ids.is_empty() && !json {
+        eprintln!("no match");
+    }
+    Ok(true)
 }
 
 fn report(result: anyhow::Result<bool>) -> ExitCode {

@@ -13,6 +13,7 @@ mod pathbytes;
 mod pool;
 pub mod queries;
 pub mod schema;
+pub mod search_rows;
 mod writer;
 
 pub use check::check_consistency;

@@ -258,3 +258,12 @@ pub fn totals(conn: &Connection) -> Result<(i64, i64)> {
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .ctx("totals")
 }
+
+/// A value of `settings` (read side: the mount and the CLI).
+pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")
+        .ctx("setting")?
+        .query_row(params![key], |r| r.get(0))
+        .optional()
+        .ctx("setting")
+}

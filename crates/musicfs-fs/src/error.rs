@@ -44,6 +44,13 @@ pub enum FsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A `/.search/` folder name that is not a valid query.
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("{0}")]
+    NoSearchIndex(String),
+    #[error("search: {0}")]
+    Search(String),
 }
 
 impl FsError {
@@ -55,6 +62,8 @@ impl FsError {
             FsError::IsADirectory => Errno::EISDIR,
             FsError::ReadOnly => Errno::EROFS,
             FsError::BadHandle => Errno::EBADF,
+            FsError::BadQuery(_) => Errno::EINVAL,
+            FsError::NoSearchIndex(_) => Errno::ENOENT,
             // Never serve bytes under a stale size: the kernel would cut or pad them.
             FsError::Changed { .. } => Errno::EIO,
             FsError::Backing { source, .. } => {

@@ -17,6 +17,7 @@ use musicfs_db::queries;
 use crate::FsError;
 use crate::attr::{file_attr, negative_attr};
 use crate::ops::MusicFs;
+use crate::search::{RESULTS_TTL, SearchNode};
 
 impl Filesystem for MusicFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -45,6 +46,15 @@ impl Filesystem for MusicFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if let Some(result) = self.search_lookup(parent.0, name) {
+            return match result {
+                Ok(attr) => reply.entry(&RESULTS_TTL, &attr, Generation(0)),
+                Err(err) => {
+                    self.log("lookup", &err);
+                    reply.error(err.errno())
+                }
+            };
+        }
         match self.do_lookup(parent.0, name) {
             Ok(Some(node)) => reply.entry(&self.ttl, &file_attr(&node, self.owner), Generation(0)),
             Ok(None) => reply.entry(&self.ttl, &negative_attr(), Generation(0)),
@@ -56,6 +66,12 @@ impl Filesystem for MusicFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if let Some(node) = SearchNode::of(ino.0) {
+            return match self.search_attr(node) {
+                Ok(attr) => reply.attr(&RESULTS_TTL, &attr),
+                Err(err) => reply.error(err.errno()),
+            };
+        }
         match self.node(ino.0) {
             Ok(node) => reply.attr(&self.ttl, &file_attr(&node, self.owner)),
             Err(err) => {
@@ -66,6 +82,15 @@ impl Filesystem for MusicFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if let Some(node) = SearchNode::of(ino.0) {
+            return match self.search_attr(node) {
+                Ok(attr) if attr.kind == fuser::FileType::Directory => {
+                    reply.opened(FileHandle(0), FopenFlags::empty())
+                }
+                Ok(_) => reply.error(Errno::ENOTDIR),
+                Err(err) => reply.error(err.errno()),
+            };
+        }
         match self.node(ino.0) {
             // CACHE_DIR: the kernel keeps listings in its page cache; the watcher drops them
             // (inval_inode on the directory) when the scanner changes the directory.
@@ -86,6 +111,14 @@ impl Filesystem for MusicFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        if let Some(node) = SearchNode::of(ino.0) {
+            return match self.search_list(node, offset, |ino, off, kind, name| {
+                reply.add(INodeNo(ino), off, kind, name)
+            }) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(err.errno()),
+            };
+        }
         let result = self.list(ino.0, fh.0, offset, false, |ino, off, kind, name, _| {
             reply.add(INodeNo(ino), off, kind, name)
         });
@@ -106,6 +139,26 @@ impl Filesystem for MusicFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        if let Some(node) = SearchNode::of(ino.0) {
+            return match self.search_list(node, offset, |ino, off, _kind, name| {
+                match SearchNode::of(ino).map(|n| self.search_attr(n)) {
+                    Some(Ok(attr)) => {
+                        reply.add(INodeNo(ino), off, name, &RESULTS_TTL, &attr, Generation(0))
+                    }
+                    _ => reply.add(
+                        INodeNo(ino),
+                        off,
+                        name,
+                        &Duration::ZERO,
+                        &negative_attr(),
+                        Generation(0),
+                    ),
+                }
+            }) {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(err.errno()),
+            };
+        }
         let (owner, ttl) = (self.owner, self.ttl);
         let result = self.list(
             ino.0,
@@ -243,9 +296,27 @@ impl Filesystem for MusicFs {
         }
     }
 
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match SearchNode::of(ino.0) {
+            Some(SearchNode::Result(qid, rank)) => {
+                match self.search_folder().and_then(|s| s.readlink(qid, rank)) {
+                    Ok(target) => reply.data(&target),
+                    Err(err) => reply.error(err.errno()),
+                }
+            }
+            _ => reply.error(Errno::EINVAL), // not a symlink
+        }
+    }
+
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         if mask.contains(AccessFlags::W_OK) {
             return reply.error(Errno::EROFS);
+        }
+        if let Some(node) = SearchNode::of(ino.0) {
+            return match self.search_attr(node) {
+                Ok(_) => reply.ok(),
+                Err(err) => reply.error(err.errno()),
+            };
         }
         match self.node(ino.0) {
             Ok(_) => reply.ok(),

@@ -14,8 +14,10 @@ mod handles;
 mod mount;
 mod mountinfo;
 mod ops;
+mod search;
 mod watch;
 
 pub use error::FsError;
 pub use mount::{MountConfig, Mounted, mount};
 pub use mountinfo::is_mount_point;
+pub use search::MAX_RESULTS as MAX_SEARCH_RESULTS;

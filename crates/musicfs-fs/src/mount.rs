@@ -38,6 +38,8 @@ pub struct MountConfig {
     pub passthrough: bool,
     /// Offer READDIRPLUS (faster `ls -l`, slower plain listings).
     pub readdirplus: bool,
+    /// Serve `/.search/<query>/` from the index the scanner keeps (docs/search.md).
+    pub search: bool,
     /// How often the watcher checks for committed changes.
     pub poll_interval: Duration,
     pub pool: PoolOptions,
@@ -61,6 +63,7 @@ impl MountConfig {
             threads: 4,
             passthrough: true,
             readdirplus: false,
+            search: true,
             poll_interval: Duration::from_millis(200),
             // No mmap: touched pages of a mapped DB count in RSS, and a walk over a 10M-track
             // DB touched 2 GiB of them. SQLite's own cache is bounded; the cost is ~3 µs per
@@ -123,6 +126,9 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
         ttl: cfg.ttl,
         passthrough: AtomicBool::new(cfg.passthrough),
         readdirplus: cfg.readdirplus,
+        search: cfg
+            .search
+            .then(|| crate::search::SearchFolder::new(pool.clone(), cfg.db.clone())),
     };
 
     let mut config = Config::default();

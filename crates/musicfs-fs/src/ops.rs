@@ -35,6 +35,8 @@ pub(crate) struct MusicFs {
     pub passthrough: AtomicBool,
     /// Answer READDIRPLUS (names with attributes) when the kernel asks.
     pub readdirplus: bool,
+    /// `/.search/`, when enabled.
+    pub search: Option<crate::search::SearchFolder>,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, FsError>;
@@ -235,6 +237,7 @@ impl MusicFs {
     pub(crate) fn log(&self, op: &str, err: &FsError) {
         match err {
             FsError::NotFound | FsError::ReadOnly => {}
+            FsError::BadQuery(_) | FsError::NoSearchIndex(_) => tracing::info!("{op}: {err}"),
             FsError::Changed { .. } | FsError::Backing { .. } => tracing::warn!("{op}: {err}"),
             _ => tracing::error!("{op}: {err}"),
         }

@@ -45,6 +45,9 @@ pub struct Args {
     /// the file is indexed by name, reported, and read again on the next scan.
     #[arg(long, default_value_t = 30.0)]
     tag_timeout: f64,
+    /// Do not keep the search index this run (it catches up on the next scan).
+    #[arg(long)]
+    no_search: bool,
     /// Commit after this many changes...
     #[arg(long, default_value_t = 5_000)]
     batch_size: usize,
@@ -124,6 +127,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     cfg.allow_empty = args.allow_empty;
     cfg.threads = args.threads;
     cfg.batch_ops = args.batch_size;
+    cfg.search = !args.no_search;
     cfg.tag_timeout = Duration::from_secs_f64(args.tag_timeout.max(0.001));
     cfg.batch_time = Duration::from_secs_f64(args.batch_seconds.max(0.01));
     cfg.progress = !args.quiet && !args.json;

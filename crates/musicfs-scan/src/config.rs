@@ -21,6 +21,8 @@ pub struct ScanConfig {
     pub threads: usize,
     /// Hard limit on reading one file's tags (see `musicfs_tags::read_track_within`).
     pub tag_timeout: Duration,
+    /// Keep the search index (`<db>.search/`) in step with the DB.
+    pub search: bool,
     /// Draw a progress bar on stderr (only effective on a terminal).
     pub progress: bool,
 }
@@ -37,6 +39,7 @@ impl ScanConfig {
             batch_time: Duration::from_secs(1),
             threads: 0,
             tag_timeout: Duration::from_secs(30),
+            search: true,
             progress: false,
         }
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use musicfs_db::{PoolOptions, ReadPool, Writer, queries};
 use musicfs_layout::Layout;
+use musicfs_search::IndexKeeper;
 
 use crate::lock::ScanLock;
 use crate::policy::LayoutPolicy;
@@ -58,6 +59,22 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
         writer.commit()?;
     }
 
+    // The search index, rebuilt from the DB first if it cannot be trusted. Search is derived
+    // data: if it fails, the scan goes on without it (the next scan replays or rebuilds).
+    let mut keeper = if cfg.search {
+        let bar = rebuild_bar(cfg.progress);
+        let opened = IndexKeeper::open(&cfg.db, &writer, &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        });
+        bar.finish_and_clear();
+        opened
+            .map_err(|err| tracing::warn!("search index not kept this run: {err}"))
+            .ok()
+    } else {
+        None
+    };
+
     let threads = if cfg.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -90,7 +107,7 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
     let (tx, rx) = mpsc::sync_channel(CHANNEL_OPS);
     let write_result = std::thread::scope(|s| {
         let writer_thread = s.spawn(|| {
-            let result = write::run(&mut writer, &rx, &batching, &policy, &counters);
+            let result = write::run(&mut writer, &rx, &batching, &policy, &counters, &mut keeper);
             drop(rx); // walkers see the writer gone and stop
             result
         });
@@ -230,6 +247,16 @@ fn check_root(
     }
     let origin_id = writer.origin(canonical.as_os_str().as_bytes())?;
     Ok((origin_id, canonical))
+}
+
+fn rebuild_bar(wanted: bool) -> ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("building search index {bar:30} {human_pos}/{human_len}")
+            .expect("valid progress template"),
+    )
 }
 
 fn progress_bar(wanted: bool) -> ProgressBar {

@@ -45,7 +45,19 @@ pub(crate) fn run(
     batching: &Batching,
     policy: &LayoutPolicy,
     counters: &Counters,
+    search: &mut Option<musicfs_search::IndexKeeper>,
 ) -> Result<(), DbError> {
+    // After each committed batch the search index follows (see musicfs_search::IndexKeeper).
+    let commit = |writer: &mut Writer, search: &mut Option<musicfs_search::IndexKeeper>| {
+        writer.commit()?;
+        if let Some(keeper) = search
+            && let Err(err) = keeper.apply_queue(writer)
+        {
+            tracing::warn!("search index not kept for the rest of this run: {err}");
+            *search = None;
+        }
+        Ok::<(), DbError>(())
+    };
     let mut ops_in_batch = 0;
     let mut batch_started = Instant::now();
     let mut folder_cache: Option<((i64, Vec<u8>), i64)> = None;
@@ -75,11 +87,11 @@ pub(crate) fn run(
         if writer.in_transaction()
             && (ops_in_batch >= batching.max_ops || batch_started.elapsed() >= batching.max_time)
         {
-            writer.commit()?;
+            commit(writer, search)?;
         }
     }
     if writer.in_transaction() {
-        writer.commit()?;
+        commit(writer, search)?;
     }
     Ok(())
 }

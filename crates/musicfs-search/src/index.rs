@@ -1,0 +1,185 @@
+//! The index directory: opening it, knowing whether it can be trusted, searching it.
+
+use std::path::{Path, PathBuf};
+
+use tantivy::collector::TopDocs;
+use tantivy::schema::Value;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+
+use crate::SearchError;
+use crate::schema::{self, Fields, SEARCH_SCHEMA_VERSION, TOKENIZER};
+
+/// Beside every index: what it was built for. An index whose stamp differs (another schema
+/// version, another DB) is rebuilt, never trusted.
+const STAMP: &str = "musicfs-search.stamp";
+
+/// Heap of the index writer: segments are flushed when it fills. 50 MB keeps the scanner's
+/// memory bounded whatever the library size (tantivy's minimum per thread is 15 MB).
+const WRITER_HEAP: usize = 50_000_000;
+
+pub struct SearchIndex {
+    index: Index,
+    fields: Fields,
+    dir: PathBuf,
+}
+
+/// The index directory of the DB at `db`: `<db>.search/`.
+pub fn default_dir(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".search");
+    PathBuf::from(p)
+}
+
+fn stamp_text(db_id: &str) -> String {
+    format!("schema {SEARCH_SCHEMA_VERSION}\ndb {db_id}\n")
+}
+
+impl SearchIndex {
+    /// Opens the index at `dir` if it exists, was built by this schema version for the DB
+    /// `db_id`, and tantivy can read it. `Ok(None)` when it must be (re)built.
+    pub fn open_trusted(dir: &Path, db_id: &str) -> Result<Option<SearchIndex>, SearchError> {
+        match std::fs::read_to_string(dir.join(STAMP)) {
+            Ok(stamp) if stamp == stamp_text(db_id) => {}
+            _ => return Ok(None),
+        }
+        match Index::open_in_dir(dir) {
+            Ok(index) => Ok(Some(Self::wrap(index, dir))),
+            Err(err) => {
+                tracing::warn!(
+                    "{}: search index unreadable ({err}); rebuilding",
+                    dir.display()
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Opens the index for searching (a mount, the CLI). Errors say how to get one.
+    pub fn open(dir: &Path) -> Result<SearchIndex, SearchError> {
+        let stamp = std::fs::read_to_string(dir.join(STAMP)).map_err(|_| SearchError::Missing {
+            dir: dir.to_owned(),
+        })?;
+        if !stamp.starts_with(&format!("schema {SEARCH_SCHEMA_VERSION}\n")) {
+            return Err(SearchError::Missing {
+                dir: dir.to_owned(),
+            });
+        }
+        let index = Index::open_in_dir(dir).map_err(|source| SearchError::Index {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        Ok(Self::wrap(index, dir))
+    }
+
+    /// An empty index at `dir` (whatever was there is removed), stamped for `db_id` only
+    /// once `finish_build` runs: a build interrupted midway is rebuilt next time.
+    pub fn create_empty(dir: &Path) -> Result<SearchIndex, SearchError> {
+        let io = |source| SearchError::Io {
+            dir: dir.to_owned(),
+            source,
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io)?;
+        }
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let (schema, _) = schema::build();
+        let index = Index::create_in_dir(dir, schema).map_err(|source| SearchError::Index {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        Ok(Self::wrap(index, dir))
+    }
+
+    /// Marks a fully built index as belonging to `db_id`.
+    pub fn finish_build(&self, db_id: &str) -> Result<(), SearchError> {
+        let tmp = self.dir.join(format!("{STAMP}.tmp"));
+        let io = |source| SearchError::Io {
+            dir: self.dir.clone(),
+            source,
+        };
+        std::fs::write(&tmp, stamp_text(db_id)).map_err(io)?;
+        std::fs::rename(&tmp, self.dir.join(STAMP)).map_err(io)
+    }
+
+    fn wrap(index: Index, dir: &Path) -> SearchIndex {
+        index.tokenizers().register(TOKENIZER, schema::analyzer());
+        let fields = schema::build().1;
+        SearchIndex {
+            index,
+            fields,
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn writer(&self) -> Result<IndexWriter, SearchError> {
+        self.index
+            .writer_with_num_threads(1, WRITER_HEAP)
+            .map_err(|source| SearchError::Index {
+                dir: self.dir.clone(),
+                source,
+            })
+    }
+
+    /// A reader that picks up the scanner's commits by itself (a running mount).
+    pub fn reader(&self) -> Result<IndexReader, SearchError> {
+        self.index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .map_err(|source| SearchError::Index {
+                dir: self.dir.clone(),
+                source,
+            })
+    }
+
+    /// File ids matching `query`, best first, at most `limit`.
+    pub fn search(
+        &self,
+        reader: &IndexReader,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<i64>, SearchError> {
+        let parsed = crate::query::parse(query, &self.fields)?;
+        let searcher = reader.searcher();
+        let hits = searcher
+            .search(&parsed, &TopDocs::with_limit(limit.max(1)).order_by_score())
+            .map_err(|source| SearchError::Index {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        let mut ids = Vec::with_capacity(hits.len());
+        for (_, address) in hits {
+            let doc: TantivyDocument =
+                searcher.doc(address).map_err(|source| SearchError::Index {
+                    dir: self.dir.clone(),
+                    source,
+                })?;
+            if let Some(id) = doc.get_first(self.fields.file_id).and_then(|v| v.as_u64()) {
+                ids.push(id as i64);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Documents in the index (what the last commit holds).
+    pub fn num_docs(&self) -> Result<u64, SearchError> {
+        let reader = self
+            .index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|source| SearchError::Index {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        Ok(reader.searcher().num_docs())
+    }
+}

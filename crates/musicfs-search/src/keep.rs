@@ -1,0 +1,193 @@
+//! Keeping the index equal to the DB, from the scanner's writer thread.
+//!
+//! The DB is the source of truth. Triggers queue every changed file id in `search_queue` in the
+//! same transaction as the change; after each committed batch the keeper re-reads those files,
+//! rewrites their documents, commits the index, and only then clears the ids it applied. A
+//! crash anywhere replays the queue next time (deleting and re-adding a document is
+//! idempotent). An index that is missing, unreadable, of another schema version, built for
+//! another DB, or holding another number of documents than the DB has files is rebuilt from
+//! `files`: never from audio.
+
+use std::path::Path;
+
+use musicfs_db::Writer;
+use musicfs_db::search_rows::{self, SearchRecord};
+use tantivy::{IndexWriter, TantivyDocument, Term};
+
+use crate::SearchError;
+use crate::index::{SearchIndex, default_dir};
+use crate::schema::Fields;
+
+/// Settings keys in the DB.
+pub const SETTING_DIR: &str = "search_index";
+const SETTING_ID: &str = "search_id";
+/// Documents read from the DB per query while rebuilding or draining the queue.
+const PAGE: u32 = 10_000;
+
+pub struct IndexKeeper {
+    index: SearchIndex,
+    writer: IndexWriter,
+}
+
+/// The search document of one file.
+pub fn document(f: &Fields, r: &SearchRecord) -> TantivyDocument {
+    let mut d = TantivyDocument::new();
+    d.add_u64(f.file_id, r.file_id as u64);
+    for (field, value) in [
+        (f.title, &r.title),
+        (f.artist, &r.artist),
+        (f.album, &r.album),
+        (f.albumartist, &r.albumartist),
+        (f.genre, &r.genre),
+    ] {
+        if let Some(v) = value {
+            d.add_text(field, v);
+        }
+    }
+    d.add_text(f.path, &r.path);
+    if let Some(y) = r.year {
+        d.add_i64(f.year, y);
+    }
+    d.add_text(f.format, r.ext.to_lowercase());
+    if let Some(format) = &r.format
+        && !format.eq_ignore_ascii_case(&r.ext)
+    {
+        d.add_text(f.format, format.to_lowercase());
+    }
+    d
+}
+
+fn db_error(source: musicfs_db::DbError) -> SearchError {
+    SearchError::Db(source)
+}
+
+impl IndexKeeper {
+    /// Opens the index of the DB behind `db` (a committed state, outside a transaction),
+    /// rebuilding it if it cannot be trusted; `progress(done, total)` reports a rebuild.
+    pub fn open(
+        db: &Path,
+        writer: &Writer,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<IndexKeeper, SearchError> {
+        let dir = match writer.setting(SETTING_DIR).map_err(db_error)? {
+            Some(dir) => dir.into(),
+            // Absolute: the setting must mean the same from any working directory.
+            None => std::path::absolute(default_dir(db)).map_err(|source| SearchError::Io {
+                dir: default_dir(db),
+                source,
+            })?,
+        };
+        let db_id = match writer.setting(SETTING_ID).map_err(db_error)? {
+            Some(id) => id,
+            None => {
+                let id = new_id();
+                writer.set_setting(SETTING_ID, &id).map_err(db_error)?;
+                id
+            }
+        };
+        if let Some(index) = SearchIndex::open_trusted(&dir, &db_id)? {
+            let mut keeper = IndexKeeper {
+                writer: index.writer()?,
+                index,
+            };
+            keeper.apply_queue(writer)?;
+            let files = musicfs_db::queries::totals(writer.conn())
+                .map_err(db_error)?
+                .0;
+            if keeper.index.num_docs()? == files as u64 {
+                return Ok(keeper);
+            }
+            tracing::warn!(
+                "{}: search index out of step with the DB; rebuilding",
+                dir.display()
+            );
+            drop(keeper);
+        }
+        let index = SearchIndex::create_empty(&dir)?;
+        let mut keeper = IndexKeeper {
+            writer: index.writer()?,
+            index,
+        };
+        keeper.rebuild(writer, progress)?;
+        keeper.index.finish_build(&db_id)?;
+        writer
+            .set_setting(SETTING_DIR, &dir.to_string_lossy())
+            .map_err(db_error)?;
+        Ok(keeper)
+    }
+
+    fn tantivy(&self, source: tantivy::TantivyError) -> SearchError {
+        SearchError::Index {
+            dir: self.index.dir().to_owned(),
+            source,
+        }
+    }
+
+    /// Every file of the DB into the (empty) index, then the queue cleared.
+    fn rebuild(&mut self, writer: &Writer, progress: &dyn Fn(u64, u64)) -> Result<(), SearchError> {
+        let total = musicfs_db::queries::totals(writer.conn())
+            .map_err(db_error)?
+            .0 as u64;
+        let fields = *self.index.fields();
+        let mut after = 0;
+        let mut done = 0;
+        progress(0, total);
+        loop {
+            let page =
+                search_rows::search_records_page(writer.conn(), after, PAGE).map_err(db_error)?;
+            let Some(last) = page.last() else { break };
+            after = last.file_id;
+            for r in &page {
+                self.writer
+                    .add_document(document(&fields, r))
+                    .map_err(|e| self.tantivy(e))?;
+            }
+            done += page.len() as u64;
+            progress(done, total);
+        }
+        self.writer.commit().map_err(|e| self.tantivy(e))?;
+        search_rows::search_queue_clear(writer.conn(), i64::MAX).map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Applies the queued file ids (committed DB state) to the index, commits it, then clears
+    /// them. Returns how many documents were rewritten or deleted. Call outside a transaction.
+    pub fn apply_queue(&mut self, writer: &Writer) -> Result<usize, SearchError> {
+        let fields = *self.index.fields();
+        let mut after = 0;
+        let mut applied = 0;
+        loop {
+            let ids =
+                search_rows::search_queue_page(writer.conn(), after, PAGE).map_err(db_error)?;
+            let Some(&last) = ids.last() else { break };
+            for id in ids {
+                self.writer
+                    .delete_term(Term::from_field_u64(fields.file_id, id as u64));
+                if let Some(r) = search_rows::search_record(writer.conn(), id).map_err(db_error)? {
+                    self.writer
+                        .add_document(document(&fields, &r))
+                        .map_err(|e| self.tantivy(e))?;
+                }
+                applied += 1;
+            }
+            after = last;
+        }
+        if applied > 0 {
+            self.writer.commit().map_err(|e| self.tantivy(e))?;
+            search_rows::search_queue_clear(writer.conn(), after).map_err(db_error)?;
+        }
+        Ok(applied)
+    }
+
+    pub fn index(&self) -> &SearchIndex {
+        &self.index
+    }
+}
+
+/// An id for "this DB" (stamped into its index): time and process, hashed.
+fn new_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:032x}", nanos ^ ((std::process::id() as u128) << 64))
+}
