@@ -6,6 +6,7 @@ pub mod audio;
 pub mod library;
 mod rng;
 pub mod synthetic;
+pub mod words;
 
 pub use audio::{Format, write_hostile_opus, write_track};
 pub use library::{GeneratedFile, generate_library, generate_library_with};

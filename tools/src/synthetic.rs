@@ -39,6 +39,39 @@ impl Shape {
 
 const TRACKS_PER_TX: u64 = 100_000;
 
+/// How synthetic tags are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// `Artist 0000042` / `Album 003` / `Track 7 of Album 003`: the shape the trivial-FUSE
+    /// floor serves, for mount benchmarks.
+    Numbered,
+    /// Made-up words with a Zipf-like distribution, genres and several formats, for search
+    /// benchmarks (see `words.rs`).
+    Words,
+}
+
+const GENRES: &[&str] = &[
+    "Rock",
+    "Pop",
+    "Jazz",
+    "Electronic",
+    "Hip Hop",
+    "Classical",
+    "Folk",
+    "Metal",
+    "Ambient",
+    "Soul",
+    "Reggae",
+    "Blues",
+    "Punk",
+    "Country",
+    "Techno",
+    "House",
+    "Indie",
+    "Latin",
+];
+const WORD_EXTS: &[&str] = &["flac", "mp3", "opus", "m4a", "ogg", "flac", "mp3"];
+
 /// Writes a new DB at `db` with `shape` tracks in origin `root`. `backing` are real files
 /// directly inside `root`: track i (1-based) ≤ backing.len() is backed by `backing[i - 1]`.
 pub fn write_synthetic_db(
@@ -47,6 +80,19 @@ pub fn write_synthetic_db(
     root: &Path,
     backing: &[&Path],
 ) -> anyhow::Result<()> {
+    write_synthetic_db_named(db, shape, root, backing, Naming::Numbered)
+}
+
+/// [`write_synthetic_db`] with a choice of tag naming.
+pub fn write_synthetic_db_named(
+    db: &Path,
+    shape: Shape,
+    root: &Path,
+    backing: &[&Path],
+    naming: Naming,
+) -> anyhow::Result<()> {
+    let vocabulary = (naming == Naming::Words).then(|| crate::words::Words::new(7));
+    let mut rng = crate::Rng::new(11);
     anyhow::ensure!(!db.exists(), "{} already exists", db.display());
     drop(musicfs_db::Writer::open(db)?); // schema and migrations
     let mut conn = rusqlite::Connection::open(db)?;
@@ -98,13 +144,27 @@ pub fn write_synthetic_db(
     let mut total_bytes: i64 = 0;
     let mut tx = conn.transaction()?;
     for a in 0..shape.artists {
-        let artist = format!("Artist {a:07}");
+        // Word names carry their number too: two artists (or albums) may draw the same words.
+        let artist = match &vocabulary {
+            None => format!("Artist {a:07}"),
+            Some(v) => {
+                let n = 1 + rng.below(3) as usize;
+                format!("{} {a}", v.phrase(&mut rng, n))
+            }
+        };
+        let genre = vocabulary.as_ref().map(|_| *rng.pick(GENRES));
         let artist_id = next_entry;
         next_entry += 1;
         insert_dir(&tx, artist_id, 1, &artist, shape.albums_per_artist)?;
         for b in 0..shape.albums_per_artist {
             let year = 1960 + (a + b) % 65;
-            let album = format!("Album {b:03}");
+            let album = match &vocabulary {
+                None => format!("Album {b:03}"),
+                Some(v) => {
+                    let n = 1 + rng.below(3) as usize;
+                    format!("{} {b}", v.phrase(&mut rng, n))
+                }
+            };
             let album_id = next_entry;
             next_entry += 1;
             insert_dir(
@@ -118,19 +178,31 @@ pub fn write_synthetic_db(
                 file_id += 1;
                 let (name, size, mtime, ext) = match real.get(file_id as usize - 1) {
                     Some((name, size, mtime, ext)) => (name.clone(), *size, *mtime, ext.clone()),
-                    None => (
-                        format!("track-{file_id:09}.flac").into_bytes(),
-                        4_000_000 + file_id % 1000,
-                        0,
-                        "flac".to_owned(),
-                    ),
+                    None => {
+                        let ext = match naming {
+                            Naming::Numbered => "flac",
+                            Naming::Words => WORD_EXTS[file_id as usize % WORD_EXTS.len()],
+                        };
+                        (
+                            format!("track-{file_id:09}.{ext}").into_bytes(),
+                            4_000_000 + file_id % 1000,
+                            0,
+                            ext.to_owned(),
+                        )
+                    }
                 };
                 total_bytes += size;
-                let title = format!("Track {t} of {album}");
+                let title = match &vocabulary {
+                    None => format!("Track {t} of {album}"),
+                    Some(v) => {
+                        let n = 1 + rng.below(4) as usize;
+                        v.phrase(&mut rng, n)
+                    }
+                };
                 tx.prepare_cached(
                     "INSERT INTO files (id, folder_id, name, size, mtime_ns, ext, format, title, \
-                     artist, album, date, year, track, tracktotal, scanned_ns) \
-                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, 0)",
+                     artist, album, date, year, track, tracktotal, scanned_ns, genre) \
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, 0, ?12)",
                 )?
                 .execute(params![
                     file_id,
@@ -143,7 +215,8 @@ pub fn write_synthetic_db(
                     album,
                     year as i64,
                     t as i64,
-                    shape.tracks_per_album as i64
+                    shape.tracks_per_album as i64,
+                    genre
                 ])?;
                 tx.prepare_cached("INSERT INTO entries (id, parent_id, name, file_id, render_key) VALUES (?1, ?2, ?3, ?4, ?4)")?
                     .execute(params![next_entry, album_id, format!("{t:02} - {title}.{ext}"), file_id])?;
@@ -159,6 +232,9 @@ pub fn write_synthetic_db(
         "UPDATE totals SET files = ?1, bytes = ?2 WHERE id = 1",
         params![file_id, total_bytes],
     )?;
+    // Rows went in directly: the search index is built from `files` on first use, not from
+    // the outbox the triggers filled.
+    tx.execute("DELETE FROM search_queue", [])?;
     tx.commit()?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     Ok(())

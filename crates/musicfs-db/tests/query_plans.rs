@@ -61,6 +61,26 @@ fn hot_queries_use_indexes() {
         "SELECT id FROM entries WHERE parent_id = ?1 AND name_fold = ?2",
         2,
     );
+    use musicfs_db::search_rows;
+    assert_indexed(c, "search record", search_rows::SEARCH_RECORD, 1);
+    assert_indexed(
+        c,
+        "search records page",
+        search_rows::SEARCH_RECORDS_PAGE,
+        2,
+    );
+    assert_indexed(c, "search queue page", search_rows::SEARCH_QUEUE_PAGE, 2);
+    // The recursive walk up the parents: every step a primary-key read (its plan also scans
+    // the CTE's own queue, which is the level list, not a table).
+    let vpath = plan(c, search_rows::FILE_VPATH, 1).join(" | ");
+    assert!(
+        !vpath.contains("SCAN e") && !vpath.contains("SCAN entries"),
+        "{vpath}"
+    );
+    assert!(
+        vpath.contains("SEARCH e USING INTEGER PRIMARY KEY"),
+        "{vpath}"
+    );
 }
 
 #[test]

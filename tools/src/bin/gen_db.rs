@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use musicfs_tools::synthetic::{Shape, write_synthetic_db};
+use musicfs_tools::synthetic::{Naming, Shape, write_synthetic_db_named};
 use musicfs_tools::{Format, write_track};
 
 #[derive(Parser)]
@@ -17,6 +17,10 @@ struct Args {
     /// Number of tracks (10 per album, 10 albums per artist).
     #[arg(long, default_value_t = 10_000)]
     n: u64,
+    /// Made-up words with a Zipf-like distribution instead of numbered names (search
+    /// benchmarks).
+    #[arg(long)]
+    words: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,7 +36,12 @@ fn main() -> anyhow::Result<()> {
     let refs: Vec<&std::path::Path> = backing.iter().map(PathBuf::as_path).collect();
     let started = Instant::now();
     let shape = Shape::for_tracks(args.n);
-    write_synthetic_db(&args.out, shape, &root, &refs)?;
+    let naming = if args.words {
+        Naming::Words
+    } else {
+        Naming::Numbered
+    };
+    write_synthetic_db_named(&args.out, shape, &root, &refs, naming)?;
     eprintln!(
         "wrote {} tracks to {} in {:.1}s",
         shape.tracks(),
