@@ -29,9 +29,10 @@ impl Words {
             let syllables = 1 + rng.below(3);
             let mut w = String::new();
             for _ in 0..syllables {
-                w.push_str(rng.pick(ONSETS));
-                w.push_str(rng.pick(VOWELS));
-                w.push_str(rng.pick(CODAS));
+                for part in [ONSETS, VOWELS, CODAS] {
+                    let piece: &&str = rng.pick(part);
+                    w.push_str(piece);
+                }
             }
             if w.chars().count() >= 2 && seen.insert(w.clone()) {
                 words.push(w);
