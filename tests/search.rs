@@ -235,6 +235,14 @@ fn the_index_follows_adds_changes_removes_and_equals_a_rebuild() {
     assert_eq!(answers(&db, &queries), kept);
     assert!(kept.iter().filter(|a| !a.is_empty()).count() > 20);
 
+    // An index of an older schema version is rebuilt, not trusted.
+    let stamp = musicfs_search::default_dir(&db).join("musicfs-search.stamp");
+    let text = std::fs::read_to_string(&stamp).unwrap();
+    std::fs::write(&stamp, text.replace("schema ", "schema 0")).unwrap();
+    musicfs_scan::scan(&cfg).unwrap();
+    assert!(std::fs::read_to_string(&stamp).unwrap() == text);
+    assert_eq!(answers(&db, &queries), kept);
+
     // A damaged index is rebuilt too, not trusted.
     let meta = musicfs_search::default_dir(&db).join("meta.json");
     std::fs::write(&meta, b"{ not json").unwrap();

@@ -42,9 +42,11 @@ pub fn document(f: &Fields, r: &SearchRecord) -> TantivyDocument {
     ] {
         if let Some(v) = value {
             d.add_text(field, v);
+            d.add_text(f.any, v);
         }
     }
     d.add_text(f.path, &r.path);
+    d.add_text(f.any, &r.path);
     if let Some(y) = r.year {
         d.add_i64(f.year, y);
     }

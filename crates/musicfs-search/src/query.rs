@@ -1,7 +1,7 @@
 //! The query language, close to what beets users type (docs/search.md):
 //!
 //! ```text
-//! radiohead ok comp          every word must match some field; words match as prefixes
+//! radiohead ok comp          every word must match some field; the last one as a prefix
 //! artist:bowie album:"low"   a word or quoted phrase in one field
 //! "ok computer"              a phrase, words in order, in one field
 //! year:1997  year:1970..1979  year:1990..  year:..1969
@@ -16,7 +16,7 @@ use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery,
     TermQuery,
 };
-use tantivy::schema::IndexRecordOption;
+use tantivy::schema::{Field, IndexRecordOption};
 
 use crate::SearchError;
 use crate::schema::{Fields, TEXT_FIELDS, terms};
@@ -37,8 +37,14 @@ enum Clause {
 /// Parses `input` into a tantivy query over `fields`.
 pub fn parse(input: &str, fields: &Fields) -> Result<Box<dyn Query>, SearchError> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for (negated, clause) in lex(input)? {
-        let Some(query) = to_query(&clause, fields) else {
+    let lexed = lex(input)?;
+    // Type-ahead: the word being typed is the last one, so only it matches as a prefix.
+    // (Prefixes on every word would expand each into many terms: slower, and noisier.)
+    let typing = lexed
+        .iter()
+        .rposition(|(negated, c)| !negated && matches!(c, Clause::Text { phrase: false, .. }));
+    for (i, (negated, clause)) in lexed.into_iter().enumerate() {
+        let Some(query) = to_query(&clause, fields, typing == Some(i)) else {
             continue; // nothing searchable in it (punctuation only)
         };
         clauses.push((if negated { Occur::MustNot } else { Occur::Must }, query));
@@ -172,7 +178,7 @@ fn year_range(input: &str, at: usize, value: &str) -> Result<Clause, SearchError
     })
 }
 
-fn to_query(clause: &Clause, fields: &Fields) -> Option<Box<dyn Query>> {
+fn to_query(clause: &Clause, fields: &Fields, prefix_last: bool) -> Option<Box<dyn Query>> {
     match clause {
         Clause::Year(lo, hi) => {
             let term = |y: &i64| Term::from_field_i64(fields.year, *y);
@@ -194,12 +200,12 @@ fn to_query(clause: &Clause, fields: &Fields) -> Option<Box<dyn Query>> {
             if words.is_empty() {
                 return None;
             }
-            let targets: Vec<tantivy::schema::Field> = match field {
-                Some(name) => vec![fields.text(name).expect("checked by the lexer")],
-                None => fields.all_text().to_vec(),
-            };
             if *phrase && words.len() > 1 {
-                // The phrase in any one of the target fields.
+                // The phrase in any one of the target fields (positions are per field).
+                let targets: Vec<Field> = match field {
+                    Some(name) => vec![fields.text(name).expect("checked by the lexer")],
+                    None => fields.all_text().to_vec(),
+                };
                 let per_field = targets
                     .iter()
                     .map(|&f| {
@@ -212,35 +218,33 @@ fn to_query(clause: &Clause, fields: &Fields) -> Option<Box<dyn Query>> {
                     .collect();
                 return Some(Box::new(BooleanQuery::new(per_field)));
             }
-            // Every word, each in any target field, as a prefix (type-ahead), exact matches
-            // scoring higher.
+            // Free words go to the catch-all field: one term lookup, not one per field.
+            let target = match field {
+                Some(name) => fields.text(name).expect("checked by the lexer"),
+                None => fields.any,
+            };
+            let last = words.len() - 1;
             let per_word = words
                 .iter()
-                .map(|w| {
-                    let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-                    for &f in &targets {
-                        let term = Term::from_field_text(f, w);
-                        alternatives.push((
-                            Occur::Should,
-                            Box::new(BoostQuery::new(
-                                Box::new(TermQuery::new(
-                                    term.clone(),
-                                    IndexRecordOption::WithFreqs,
-                                )),
-                                2.0,
-                            )),
-                        ));
-                        if !*phrase && w.chars().count() >= 2 {
-                            alternatives.push((
-                                Occur::Should,
-                                Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
-                            ));
-                        }
-                    }
-                    (
-                        Occur::Must,
-                        Box::new(BooleanQuery::new(alternatives)) as Box<dyn Query>,
-                    )
+                .enumerate()
+                .map(|(i, w)| {
+                    let term = Term::from_field_text(target, w);
+                    let exact: Box<dyn Query> =
+                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs));
+                    let query: Box<dyn Query> =
+                        if prefix_last && i == last && w.chars().count() >= 2 {
+                            // Exact matches rank above completions.
+                            Box::new(BooleanQuery::new(vec![
+                                (Occur::Should, Box::new(BoostQuery::new(exact, 2.0))),
+                                (
+                                    Occur::Should,
+                                    Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
+                                ),
+                            ]))
+                        } else {
+                            exact
+                        };
+                    (Occur::Must, query)
                 })
                 .collect();
             Some(Box::new(BooleanQuery::new(per_word)))

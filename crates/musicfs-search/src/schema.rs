@@ -12,7 +12,7 @@ use tantivy::tokenizer::{
 };
 
 /// Bumped whenever fields or tokenization change: an index of another version is rebuilt.
-pub const SEARCH_SCHEMA_VERSION: u32 = 1;
+pub const SEARCH_SCHEMA_VERSION: u32 = 2;
 
 /// Name of the analyzer of every text field.
 pub const TOKENIZER: &str = "musicfs";
@@ -31,6 +31,9 @@ pub struct Fields {
     /// The real path relative to its origin (folders and file name), not the virtual path:
     /// a layout change then re-indexes nothing, and `path:bootleg` finds real folders.
     pub path: Field,
+    /// Every text field above in one (no positions): a free word is one term lookup here
+    /// instead of one per field, which is what keeps common words fast at 10M tracks.
+    pub any: Field,
     pub year: Field,
     /// Lowercased real extension and container (`flac`; `mp4` for `.m4a`), as single terms.
     pub format: Field,
@@ -76,6 +79,14 @@ pub fn build() -> (Schema, Fields) {
         albumartist: b.add_text_field("albumartist", text.clone()),
         genre: b.add_text_field("genre", text.clone()),
         path: b.add_text_field("path", text),
+        any: b.add_text_field(
+            "any",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(TOKENIZER)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
         year: b.add_i64_field("year", INDEXED | FAST),
         format: b.add_text_field("format", STRING),
     };
