@@ -23,6 +23,43 @@ pub struct SearchIndex {
     dir: PathBuf,
 }
 
+/// Completions offered for the word being typed.
+const COMPLETIONS: usize = 16;
+/// Terms looked at per segment to find them (a 2-letter prefix can have thousands).
+const COMPLETION_SCAN: usize = 20_000;
+
+/// The [`COMPLETIONS`] most frequent terms of `field` that start with `prefix`, across
+/// segments.
+fn completions(
+    searcher: &tantivy::Searcher,
+    field: tantivy::schema::Field,
+    prefix: &str,
+) -> Vec<String> {
+    let mut freq: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+    let mut upper = prefix.as_bytes().to_vec();
+    upper.push(0xFF); // above every UTF-8 continuation of the prefix
+    for segment in searcher.segment_readers() {
+        let Ok(inverted) = segment.inverted_index(field) else {
+            continue;
+        };
+        let Ok(mut stream) = inverted.terms().range().ge(prefix).lt(&upper).into_stream() else {
+            continue;
+        };
+        let mut scanned = 0;
+        while scanned < COMPLETION_SCAN && stream.advance() {
+            *freq.entry(stream.key().to_vec()).or_default() += stream.value().doc_freq as u64;
+            scanned += 1;
+        }
+    }
+    let mut terms: Vec<(Vec<u8>, u64)> = freq.into_iter().collect();
+    terms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    terms
+        .into_iter()
+        .take(COMPLETIONS)
+        .filter_map(|(t, _)| String::from_utf8(t).ok())
+        .collect()
+}
+
 /// The index directory of the DB at `db`: `<db>.search/`.
 pub fn default_dir(db: &Path) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
@@ -147,8 +184,9 @@ impl SearchIndex {
         query: &str,
         limit: usize,
     ) -> Result<Vec<i64>, SearchError> {
-        let parsed = crate::query::parse(query, &self.fields)?;
         let searcher = reader.searcher();
+        let complete = |field, prefix: &str| completions(&searcher, field, prefix);
+        let parsed = crate::query::parse(query, &self.fields, &complete)?;
         let hits = searcher
             .search(&parsed, &TopDocs::with_limit(limit.max(1)).order_by_score())
             .map_err(|source| SearchError::Index {

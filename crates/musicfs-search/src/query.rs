@@ -13,8 +13,7 @@ use std::ops::Bound;
 
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery,
-    TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 
@@ -34,8 +33,15 @@ enum Clause {
     Format(String),
 }
 
-/// Parses `input` into a tantivy query over `fields`.
-pub fn parse(input: &str, fields: &Fields) -> Result<Box<dyn Query>, SearchError> {
+/// Completions of a prefix in a field: the most frequent indexed terms that start with it.
+pub type Complete<'a> = &'a dyn Fn(Field, &str) -> Vec<String>;
+
+/// Parses `input` into a tantivy query over `fields`; `complete` expands the word being typed.
+pub fn parse(
+    input: &str,
+    fields: &Fields,
+    complete: Complete<'_>,
+) -> Result<Box<dyn Query>, SearchError> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let lexed = lex(input)?;
     // Type-ahead: the word being typed is the last one, so only it matches as a prefix.
@@ -44,7 +50,7 @@ pub fn parse(input: &str, fields: &Fields) -> Result<Box<dyn Query>, SearchError
         .iter()
         .rposition(|(negated, c)| !negated && matches!(c, Clause::Text { phrase: false, .. }));
     for (i, (negated, clause)) in lexed.into_iter().enumerate() {
-        let Some(query) = to_query(&clause, fields, typing == Some(i)) else {
+        let Some(query) = to_query(&clause, fields, (typing == Some(i)).then_some(complete)) else {
             continue; // nothing searchable in it (punctuation only)
         };
         clauses.push((if negated { Occur::MustNot } else { Occur::Must }, query));
@@ -58,6 +64,11 @@ pub fn parse(input: &str, fields: &Fields) -> Result<Box<dyn Query>, SearchError
             });
         }
         clauses.push((Occur::Must, Box::new(AllQuery)));
+    }
+    // A lone clause goes unwrapped: tantivy prunes a plain term or disjunction of terms with
+    // block-max WAND when collecting the top hits, which a boolean wrapper would defeat.
+    if clauses.len() == 1 {
+        return Ok(clauses.pop().expect("one clause").1);
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
 }
@@ -178,7 +189,11 @@ fn year_range(input: &str, at: usize, value: &str) -> Result<Clause, SearchError
     })
 }
 
-fn to_query(clause: &Clause, fields: &Fields, prefix_last: bool) -> Option<Box<dyn Query>> {
+fn to_query(
+    clause: &Clause,
+    fields: &Fields,
+    complete_last: Option<Complete<'_>>,
+) -> Option<Box<dyn Query>> {
     match clause {
         Clause::Year(lo, hi) => {
             let term = |y: &i64| Term::from_field_i64(fields.year, *y);
@@ -224,29 +239,39 @@ fn to_query(clause: &Clause, fields: &Fields, prefix_last: bool) -> Option<Box<d
                 None => fields.any,
             };
             let last = words.len() - 1;
-            let per_word = words
+            let mut per_word: Vec<(Occur, Box<dyn Query>)> = words
                 .iter()
                 .enumerate()
                 .map(|(i, w)| {
                     let term = Term::from_field_text(target, w);
                     let exact: Box<dyn Query> =
-                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs));
-                    let query: Box<dyn Query> =
-                        if prefix_last && i == last && w.chars().count() >= 2 {
-                            // Exact matches rank above completions.
-                            Box::new(BooleanQuery::new(vec![
-                                (Occur::Should, Box::new(BoostQuery::new(exact, 2.0))),
-                                (
+                        Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                    let query: Box<dyn Query> = match complete_last {
+                        Some(complete) if i == last && w.chars().count() >= 2 => {
+                            // The word being typed: itself (ranked first) or one of its most
+                            // frequent completions. A few term queries, not an automaton over
+                            // every completion: WAND can prune them.
+                            let mut any: Vec<(Occur, Box<dyn Query>)> =
+                                vec![(Occur::Should, Box::new(BoostQuery::new(exact, 2.0)))];
+                            for c in complete(target, w).into_iter().filter(|c| c != w) {
+                                any.push((
                                     Occur::Should,
-                                    Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
-                                ),
-                            ]))
-                        } else {
-                            exact
-                        };
+                                    Box::new(TermQuery::new(
+                                        Term::from_field_text(target, &c),
+                                        IndexRecordOption::WithFreqs,
+                                    )),
+                                ));
+                            }
+                            Box::new(BooleanQuery::new(any))
+                        }
+                        _ => exact,
+                    };
                     (Occur::Must, query)
                 })
                 .collect();
+            if per_word.len() == 1 {
+                return per_word.pop().map(|(_, q)| q);
+            }
             Some(Box::new(BooleanQuery::new(per_word)))
         }
     }
