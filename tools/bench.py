@@ -11,7 +11,7 @@ reported, because these machines are shared and noisy: compare the ratios.
 Writes bench-out/report.md (the tables for docs/benchmarks.md), bench-out/report.json and
 bench-out/mount-vs-n.svg (mount-ready time and memory against library size, log axes).
 """
-import argparse, json, math, os, shutil, sys, tempfile
+import argparse, json, math, os, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,6 +63,21 @@ def numbers(obj):
         yield obj
 
 
+def bench_search(work, n, queries):
+    """Index build and query latency on a synthetic word library of n tracks (see
+    tools/src/bin/bench_search.rs). Returns (markdown, {p50_ms, p99_ms})."""
+    import bench_mount
+    db = work / f"words-{n}.db"
+    if not db.exists():
+        subprocess.run([str(bench_mount.REL / "musicfs-gen-db"), "--words", "--n", str(n),
+                        "--out", str(db)], check=True, capture_output=True)
+    out = subprocess.run([str(bench_mount.REL / "musicfs-bench-search"), "--db", str(db),
+                          "--queries", str(queries)], check=True, capture_output=True, text=True).stdout
+    m = re.search(r"\| \*\*all\*\* \| \| \*\*([\d.]+) ms\*\* \| \*\*([\d.]+) ms\*\*", out)
+    overall = {"p50_ms": float(m.group(1)), "p99_ms": float(m.group(2))} if m else {}
+    return out.replace("## ", "### "), overall
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round, no musefs: seconds")
@@ -95,6 +110,11 @@ def main():
     md += ["## Against the trivial-FUSE floor", "", bench_mount.md_floor(report["floor"]), ""]
     report["read"] = bench_mount.bench_read(work, rounds, mnt, p["read_size"])
     md += ["## Sequential read", "", bench_mount.md_read(report["read"]), ""]
+    report["search"] = {}
+    for n in ([10_000] if a.smoke else [1_000_000, 10_000_000]):
+        text, overall = bench_search(work, n, 50 if a.smoke else 300)
+        report["search"][n] = overall
+        md += [f"## Search, {n:,} tracks", "", text, ""]
     if not a.smoke:
         report["musefs"] = bench_mount.bench_musefs(work, rounds, mnt)
         if report["musefs"]:
