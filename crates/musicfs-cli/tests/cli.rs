@@ -197,3 +197,70 @@ fn first_file(dir: &Path) -> std::path::PathBuf {
         }
     }
 }
+
+#[test]
+fn search_prints_matches_as_text_or_json_and_bad_queries_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    let t = musicfs_tags::Track {
+        artist: Some("Björk".into()),
+        album: Some("Homogenic".into()),
+        title: Some("Jóga".into()),
+        date: Some("1997".into()),
+        ..Default::default()
+    };
+    musicfs_tools::write_track(&music.join("a.flac"), musicfs_tools::Format::Flac, &t, 1).unwrap();
+    let db = dir.path().join("s.db");
+    let db_arg = db.to_str().unwrap();
+    // A DB whose scans never kept the index: a clear error.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let created = musicfs()
+        .args(["scan", "--quiet", "--no-search", "--db", db_arg])
+        .arg(&empty)
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let out = musicfs()
+        .args(["search", "--db", db_arg, "bjork"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no search index"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scan = musicfs()
+        .args(["scan", "--quiet", "--db", db_arg])
+        .arg(&music)
+        .status()
+        .unwrap();
+    assert!(scan.success());
+
+    let out = musicfs()
+        .args(["search", "--db", db_arg, "bjork", "joga"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "Björk/Homogenic (1997)/Jóga.flac\tBjörk\tHomogenic\tJóga\n"
+    );
+    let out = musicfs()
+        .args(["search", "--db", db_arg, "--json", "year:1990..1999"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["title"], "Jóga");
+    assert_eq!(line["path"], "Björk/Homogenic (1997)/Jóga.flac");
+
+    let out = musicfs()
+        .args(["search", "--db", db_arg, "year:soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad query"));
+}
