@@ -95,22 +95,30 @@ pub(crate) fn check_header(
     Ok(())
 }
 
+/// Applies every pending migration in one exclusive transaction: a process killed midway
+/// leaves the DB at the version it had, never between two (a first run killed while creating
+/// the schema leaves an empty file; the next run creates it all).
 fn migrate(path: &Path, conn: &mut Connection, from: i64) -> Result<()> {
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
-        let version = i as i64 + 1;
-        let err = |source| DbError::Migrate {
+    if from >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let err = |version: i64| {
+        move |source| DbError::Migrate {
             path: path.to_owned(),
             version,
             source,
-        };
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
-            .map_err(err)?;
-        tx.execute_batch(sql).map_err(err)?;
+        }
+    };
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .map_err(err(from + 1))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        let version = i as i64 + 1;
+        tx.execute_batch(sql).map_err(err(version))?;
         tx.pragma_update(None, "user_version", version)
-            .map_err(err)?;
-        tx.commit().map_err(err)?;
-        tracing::info!(path = %path.display(), version, "migrated database schema");
+            .map_err(err(version))?;
     }
+    tx.commit().map_err(err(SCHEMA_VERSION))?;
+    tracing::info!(path = %path.display(), from, to = SCHEMA_VERSION, "migrated database schema");
     Ok(())
 }
