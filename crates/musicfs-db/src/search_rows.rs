@@ -33,7 +33,7 @@ pub const SEARCH_RECORDS_PAGE: &str = concat!(
     "WHERE f.id > ?1 ORDER BY f.id LIMIT ?2"
 );
 pub const SEARCH_QUEUE_PAGE: &str =
-    "SELECT file_id FROM search_queue WHERE file_id > ?1 ORDER BY file_id LIMIT ?2";
+    "SELECT seq, file_id FROM search_queue WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 /// The virtual path of a file's first entry: up the parent chain, one primary-key read per
 /// level (the `entry_paths` view walks the whole tree and is for humans).
 pub const FILE_VPATH: &str = "WITH RECURSIVE up(id, parent_id, name, depth) AS ( \
@@ -87,21 +87,21 @@ pub fn search_records_page(conn: &Connection, after: i64, limit: u32) -> Result<
         .ctx("search_records_page")
 }
 
-/// Up to `limit` queued file ids > `after`, in order.
-pub fn search_queue_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<i64>> {
+/// Up to `limit` logged (seq, file id) with seq > `after`, in order.
+pub fn search_queue_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, i64)>> {
     let mut stmt = conn
         .prepare_cached(SEARCH_QUEUE_PAGE)
         .ctx("search_queue_page")?;
     let rows = stmt
-        .query_map(params![after, limit], |r| r.get(0))
+        .query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?)))
         .ctx("search_queue_page")?;
     rows.collect::<rusqlite::Result<_>>()
         .ctx("search_queue_page")
 }
 
-/// Forgets queued ids ≤ `upto` (applied and committed to the index).
+/// Forgets log rows with seq ≤ `upto` (applied and committed to the index).
 pub fn search_queue_clear(conn: &Connection, upto: i64) -> Result<()> {
-    conn.prepare_cached("DELETE FROM search_queue WHERE file_id <= ?1")
+    conn.prepare_cached("DELETE FROM search_queue WHERE seq <= ?1")
         .ctx("search_queue_clear")?
         .execute(params![upto])
         .ctx("search_queue_clear")?;

@@ -93,6 +93,11 @@ pub(crate) fn run(
     if writer.in_transaction() {
         commit(writer, search)?;
     }
+    if let Some(keeper) = search
+        && let Err(err) = keeper.commit(writer)
+    {
+        tracing::warn!("search index not committed this run (the next scan replays): {err}");
+    }
     Ok(())
 }
 
