@@ -25,7 +25,7 @@ const SETTING_ID: &str = "search_id";
 const PAGE: u32 = 10_000;
 /// Index commits are costly (a segment and an fsync each): at most one per this interval while
 /// a scan runs (the DB's batch time), and one at its end. Longer intervals buy little speed
-/// and cost memory (measured at 5 s: 164 MB peak instead of 125 MB, same time within noise).
+/// and cost memory (docs/benchmarks.md: every batch 92 MiB, 1 s 125 MiB, 5 s 160 MiB).
 pub const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct IndexKeeper {
