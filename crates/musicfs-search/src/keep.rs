@@ -112,9 +112,15 @@ impl IndexKeeper {
             drop(keeper);
         }
         let index = SearchIndex::create_empty(&dir)?;
-        let mut keeper = IndexKeeper::new(index)?;
+        let mut keeper = IndexKeeper::with_heap(index, crate::index::REBUILD_HEAP)?;
         keeper.rebuild(writer, progress)?;
         keeper.index.finish_build(&db_id)?;
+        // Back to the scan's small heap (one writer at a time: tantivy locks the index).
+        let IndexKeeper {
+            index, writer: big, ..
+        } = keeper;
+        drop(big);
+        let keeper = IndexKeeper::new(index)?;
         writer
             .set_setting(SETTING_DIR, &dir.to_string_lossy())
             .map_err(db_error)?;
@@ -122,8 +128,12 @@ impl IndexKeeper {
     }
 
     fn new(index: SearchIndex) -> Result<IndexKeeper, SearchError> {
+        IndexKeeper::with_heap(index, crate::index::WRITER_HEAP)
+    }
+
+    fn with_heap(index: SearchIndex, heap: usize) -> Result<IndexKeeper, SearchError> {
         Ok(IndexKeeper {
-            writer: index.writer()?,
+            writer: index.writer_with_heap(heap)?,
             index,
             applied: 0,
             committed: 0,
