@@ -225,12 +225,7 @@ fn mixed_load_with_scans_and_template_changes_has_no_errors_and_no_leaks() {
 
     // No leak: the mount closes every handle (RELEASE is asynchronous, so wait for it), and
     // the process's fds other than the DB's are exactly the baseline again.
-    let mounted = lib.mounted.as_ref().unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || mounted.open_files() == 0).is_some(),
-        "file handles leaked: {} still open",
-        mounted.open_files()
-    );
+    musicfs_tests::assert_handles_released(lib.mounted.as_ref().unwrap());
     let settled = eventually(Duration::from_secs(5), || fds(&lib.db).1 == baseline);
     let (db_fds_after, after) = fds(&lib.db);
     assert!(

@@ -289,13 +289,7 @@ fn concurrent_walkers_and_readers_see_no_errors_while_the_scanner_writes() {
         reads.load(Ordering::Relaxed)
     );
     assert_eq!(errors.load(Ordering::Relaxed), 0);
-    // The kernel sends RELEASE asynchronously after close(): wait for it, then none may be left.
-    let mounted = lib.mounted.as_ref().unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || mounted.open_files() == 0).is_some(),
-        "file handles leaked: {} still open",
-        mounted.open_files()
-    );
+    musicfs_tests::assert_handles_released(lib.mounted.as_ref().unwrap());
 }
 
 #[test]

@@ -171,6 +171,16 @@ impl Drop for MountedLibrary {
     }
 }
 
+/// Fails the test unless every file handle of the mount is released. The kernel sends RELEASE
+/// asynchronously after close(), so this waits for it (up to 5 s).
+pub fn assert_handles_released(mounted: &Mounted) {
+    assert!(
+        eventually(Duration::from_secs(5), || mounted.open_files() == 0).is_some(),
+        "file handles leaked: {} still open",
+        mounted.open_files()
+    );
+}
+
 /// Polls `check` until it holds or `limit` passes; returns how long it took.
 pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();

@@ -145,14 +145,7 @@ impl Filesystem for MusicFs {
                     Some(Ok(attr)) => {
                         reply.add(INodeNo(ino), off, name, &RESULTS_TTL, &attr, Generation(0))
                     }
-                    _ => reply.add(
-                        INodeNo(ino),
-                        off,
-                        name,
-                        &Duration::ZERO,
-                        &negative_attr(),
-                        Generation(0),
-                    ),
+                    _ => add_unlinked(&mut reply, ino, off, name),
                 }
             }) {
                 Ok(()) => reply.ok(),
@@ -174,15 +167,7 @@ impl Filesystem for MusicFs {
                     &file_attr(node, owner),
                     Generation(0),
                 ),
-                // "..": the kernel does not link it; its attributes are not used.
-                None => reply.add(
-                    INodeNo(ino),
-                    off,
-                    name,
-                    &Duration::ZERO,
-                    &negative_attr(),
-                    Generation(0),
-                ),
+                None => add_unlinked(&mut reply, ino, off, name),
             },
         );
         match result {
@@ -507,4 +492,17 @@ impl Filesystem for MusicFs {
     ) {
         reply.error(Errno::EROFS);
     }
+}
+
+/// A READDIRPLUS entry without attributes ("..", or a search result gone meanwhile): the
+/// kernel does not link it, so nothing it carries is used.
+fn add_unlinked(reply: &mut ReplyDirectoryPlus, ino: u64, offset: u64, name: &str) -> bool {
+    reply.add(
+        INodeNo(ino),
+        offset,
+        name,
+        &Duration::ZERO,
+        &negative_attr(),
+        Generation(0),
+    )
 }

@@ -148,7 +148,7 @@ impl SearchFolder {
             };
             let base = vpath.rsplit('/').next().unwrap_or(&vpath);
             let name = format!("{:03} - {base}", entries.len() + 1);
-            let name = musicfs_layout_safe_truncate(name);
+            let name = within_name_max(name);
             entries.push((name, format!("../../{vpath}")));
         }
         let qid = self.next_qid.fetch_add(1, Ordering::Relaxed) & ((1 << 40) - 1);
@@ -279,7 +279,7 @@ impl crate::ops::MusicFs {
 }
 
 /// Entry names stay within NAME_MAX: the rank prefix may push a 255-byte file name over.
-fn musicfs_layout_safe_truncate(mut name: String) -> String {
+fn within_name_max(mut name: String) -> String {
     if name.len() > 255 {
         let mut cut = 255;
         while !name.is_char_boundary(cut) {

@@ -27,6 +27,14 @@ pub struct SearchIndex {
     dir: PathBuf,
 }
 
+/// Wraps a tantivy error with the index directory it happened in.
+pub(crate) fn index_error(dir: &Path) -> impl Fn(tantivy::TantivyError) -> SearchError + '_ {
+    move |source| SearchError::Index {
+        dir: dir.to_owned(),
+        source,
+    }
+}
+
 /// Completions offered for the word being typed.
 const COMPLETIONS: usize = 16;
 /// Terms looked at per segment to find them (a 2-letter prefix can have thousands).
@@ -105,10 +113,7 @@ impl SearchIndex {
                 dir: dir.to_owned(),
             });
         }
-        let index = Index::open_in_dir(dir).map_err(|source| SearchError::Index {
-            dir: dir.to_owned(),
-            source,
-        })?;
+        let index = Index::open_in_dir(dir).map_err(index_error(dir))?;
         Ok(Self::wrap(index, dir))
     }
 
@@ -124,10 +129,7 @@ impl SearchIndex {
         }
         std::fs::create_dir_all(dir).map_err(io)?;
         let (schema, _) = schema::build();
-        let index = Index::create_in_dir(dir, schema).map_err(|source| SearchError::Index {
-            dir: dir.to_owned(),
-            source,
-        })?;
+        let index = Index::create_in_dir(dir, schema).map_err(index_error(dir))?;
         Ok(Self::wrap(index, dir))
     }
 
@@ -163,10 +165,7 @@ impl SearchIndex {
     pub(crate) fn writer_with_heap(&self, heap: usize) -> Result<IndexWriter, SearchError> {
         self.index
             .writer_with_num_threads(1, heap)
-            .map_err(|source| SearchError::Index {
-                dir: self.dir.clone(),
-                source,
-            })
+            .map_err(index_error(&self.dir))
     }
 
     /// A reader that picks up the scanner's commits by itself (a running mount).
@@ -175,10 +174,7 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()
-            .map_err(|source| SearchError::Index {
-                dir: self.dir.clone(),
-                source,
-            })
+            .map_err(index_error(&self.dir))
     }
 
     /// File ids matching `query`, best first, at most `limit`.
@@ -193,17 +189,10 @@ impl SearchIndex {
         let parsed = crate::query::parse(query, &self.fields, &complete)?;
         let hits = searcher
             .search(&parsed, &TopDocs::with_limit(limit.max(1)).order_by_score())
-            .map_err(|source| SearchError::Index {
-                dir: self.dir.clone(),
-                source,
-            })?;
+            .map_err(index_error(&self.dir))?;
         let mut ids = Vec::with_capacity(hits.len());
         for (_, address) in hits {
-            let doc: TantivyDocument =
-                searcher.doc(address).map_err(|source| SearchError::Index {
-                    dir: self.dir.clone(),
-                    source,
-                })?;
+            let doc: TantivyDocument = searcher.doc(address).map_err(index_error(&self.dir))?;
             if let Some(id) = doc.get_first(self.fields.file_id).and_then(|v| v.as_u64()) {
                 ids.push(id as i64);
             }
@@ -218,10 +207,7 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
-            .map_err(|source| SearchError::Index {
-                dir: self.dir.clone(),
-                source,
-            })?;
+            .map_err(index_error(&self.dir))?;
         Ok(reader.searcher().num_docs())
     }
 }

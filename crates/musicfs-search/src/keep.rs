@@ -15,7 +15,7 @@ use musicfs_db::search_rows::{self, SearchRecord};
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use crate::SearchError;
-use crate::index::{SearchIndex, default_dir};
+use crate::index::{SearchIndex, default_dir, index_error};
 use crate::schema::Fields;
 
 /// Settings keys in the DB.
@@ -141,13 +141,6 @@ impl IndexKeeper {
         })
     }
 
-    fn tantivy(&self, source: tantivy::TantivyError) -> SearchError {
-        SearchError::Index {
-            dir: self.index.dir().to_owned(),
-            source,
-        }
-    }
-
     /// Every file of the DB into the (empty) index, then the queue cleared.
     fn rebuild(&mut self, writer: &Writer, progress: &dyn Fn(u64, u64)) -> Result<(), SearchError> {
         let total = musicfs_db::queries::totals(writer.conn())
@@ -165,12 +158,14 @@ impl IndexKeeper {
             for r in &page {
                 self.writer
                     .add_document(document(&fields, r))
-                    .map_err(|e| self.tantivy(e))?;
+                    .map_err(index_error(self.index.dir()))?;
             }
             done += page.len() as u64;
             progress(done, total);
         }
-        self.writer.commit().map_err(|e| self.tantivy(e))?;
+        self.writer
+            .commit()
+            .map_err(index_error(self.index.dir()))?;
         search_rows::search_queue_clear(writer.conn(), i64::MAX).map_err(db_error)?;
         Ok(())
     }
@@ -191,7 +186,7 @@ impl IndexKeeper {
                 if let Some(r) = search_rows::search_record(writer.conn(), id).map_err(db_error)? {
                     self.writer
                         .add_document(document(&fields, &r))
-                        .map_err(|e| self.tantivy(e))?;
+                        .map_err(index_error(self.index.dir()))?;
                 }
                 applied += 1;
             }
@@ -207,7 +202,9 @@ impl IndexKeeper {
     /// of a scan (and it is called every [`COMMIT_EVERY`] by `apply_queue`).
     pub fn commit(&mut self, writer: &Writer) -> Result<(), SearchError> {
         if self.applied > self.committed {
-            self.writer.commit().map_err(|e| self.tantivy(e))?;
+            self.writer
+                .commit()
+                .map_err(index_error(self.index.dir()))?;
             search_rows::search_queue_clear(writer.conn(), self.applied).map_err(db_error)?;
             self.committed = self.applied;
         }
