@@ -15,7 +15,8 @@ Measures (medians of alternating rounds; ratios are what to compare on a noisy m
     full walk, stat.
 Writes a markdown report to stdout and JSON to --json.
 """
-import argparse, json, os, shutil, signal, statistics, subprocess, sys, time
+
+import argparse, json, os, shutil, signal, sqlite3, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,8 +134,24 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def schema_of(db):
+    """user_version of a DB file, or None if unreadable."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+            return c.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error:
+        return None
+
+
 def synthetic_db(work, n):
     db = work / f"synthetic-{n}.db"
+    # A DB left by an older musicfs (older schema) is regenerated: mounts refuse old schemas.
+    current = len(list((ROOT / "sql").glob("[0-9][0-9][0-9]_*.sql")))
+    if db.exists() and schema_of(db) != current:
+        print(f"{db.name}: schema {schema_of(db)}, now {current}: regenerating", file=sys.stderr)
+        for p in work.glob(f"synthetic-{n}.db*"):
+            if p.is_file():
+                p.unlink()
     if not db.exists():
         print(f"generating synthetic DB of {n} tracks...", file=sys.stderr)
         subprocess.run([str(REL / "musicfs-gen-db"), "--out", str(db), "--n", str(n)], check=True)
