@@ -25,6 +25,8 @@ pub enum Behavior {
     Eio,
     /// Listed and stat-able, but open fails with ENOENT (deleted meanwhile).
     Vanish,
+    /// Every open blocks until healed (an NFS server gone: even `open` waits for it).
+    HangOpen,
 }
 
 struct State {
@@ -135,6 +137,11 @@ impl Filesystem for FlakyFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if let Some((_, Behavior::HangOpen)) = self.file(ino) {
+            while !self.healed.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         match self.file(ino) {
             Some((_, Behavior::Vanish)) | None => reply.error(Errno::ENOENT),
             // Direct I/O: every read reaches us, none is answered from the page cache.
@@ -173,6 +180,7 @@ impl Filesystem for FlakyFs {
 
 /// A mounted flaky folder; unmounted (after healing, so no request stays blocked) on drop.
 pub struct FlakyOrigin {
+    state: Arc<Mutex<State>>,
     healed: Arc<AtomicBool>,
     session: Option<fuser::BackgroundSession>,
     mountpoint: std::path::PathBuf,
@@ -182,22 +190,32 @@ impl FlakyOrigin {
     /// Mounts `files` (name, bytes, behavior) as the only folder at `mountpoint`.
     pub fn mount(mountpoint: &Path, files: Vec<(String, Vec<u8>, Behavior)>) -> FlakyOrigin {
         let healed = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(Mutex::new(State { files }));
         let fs = FlakyFs {
-            state: Arc::new(Mutex::new(State { files })),
+            state: state.clone(),
             healed: healed.clone(),
         };
         let mut config = Config::default();
         config.mount_options = vec![MountOption::FSName("flaky".into()), MountOption::RO];
-        config.n_threads = Some(4);
+        // Enough workers that hung requests never starve the ones a test checks.
+        config.n_threads = Some(40);
         let session = fuser::Session::new(fs, mountpoint, &config)
             .unwrap()
             .spawn()
             .unwrap();
         FlakyOrigin {
+            state,
             healed,
             session: Some(session),
             mountpoint: mountpoint.to_owned(),
         }
+    }
+
+    /// From now on, file `name` behaves like this (until healed).
+    pub fn set_behavior(&self, name: &str, behavior: Behavior) {
+        let mut state = self.state.lock().unwrap();
+        let file = state.files.iter_mut().find(|f| f.0 == name).unwrap();
+        file.2 = behavior;
     }
 
     /// From now on every file behaves normally, and blocked reads complete.

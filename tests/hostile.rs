@@ -251,15 +251,20 @@ fn hostile_names_and_trees_never_escape_or_break_the_scan() {
     .unwrap();
     std::os::unix::fs::symlink(&root, root.join("loop")).unwrap(); // a folder loop
     std::os::unix::fs::symlink(root.join("missing.flac"), root.join("dangling.flac")).unwrap();
-    std::os::unix::fs::symlink(&outside, root.join("linked.flac")).unwrap(); // a file link: followed
+    // A file link out of the music folder: skipped and reported, never served.
+    std::os::unix::fs::symlink(&outside, root.join("linked.flac")).unwrap();
+    // A file link within it: followed.
+    std::os::unix::fs::symlink(".. .mp3", root.join("inside.mp3")).unwrap();
 
     let db = dir.path().join("h.db");
     let summary = scan_with_watchdog(
         ScanConfig::new(&db, vec![root.clone()]),
         Duration::from_secs(60),
     );
-    // 6 hostile tags + long + dots + deep + the followed file link; not the loop or dangling link.
+    // 6 hostile tags + long + dots + deep + the link inside; not the loop, the dangling link
+    // or the link leading out (reported).
     assert_eq!(summary.added, 10, "{summary:?}");
+    assert_eq!(summary.errors, 1, "{summary:?}");
 
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();

@@ -72,6 +72,10 @@ struct MountArgs {
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
     threads: usize,
+    /// Seconds a backing open or read may take before it fails with EIO (a stuck disk or
+    /// network share); the rest of the mount answers meanwhile.
+    #[arg(long, default_value_t = 30.0)]
+    io_timeout: f64,
     /// Never use kernel FUSE passthrough for reads.
     #[arg(long)]
     no_passthrough: bool,
@@ -251,6 +255,7 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
     cfg.attr_cache = args.cache_entries;
     cfg.threads = args.threads.max(1);
     cfg.passthrough = !args.no_passthrough;
+    cfg.io_timeout = std::time::Duration::from_secs_f64(args.io_timeout.max(0.001));
     cfg.readdirplus = args.readdirplus;
     let mounted = musicfs_fs::mount(cfg)?;
     eprintln!(

@@ -23,6 +23,10 @@ pub use pool::{OpenMode, PoolOptions, ReadPool};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{FileRecord, NamePolicy, StoredTrack, Writer};
 
+/// Setting (`settings.key`): "1" when the last scan indexed symlinks leading outside every
+/// music folder (`--follow-external-symlinks`); the mount then serves them too.
+pub const FOLLOW_EXTERNAL_SYMLINKS: &str = "follow_external_symlinks";
+
 /// The FUSE inode of the root directory.
 pub const ROOT_ID: i64 = 1;
 

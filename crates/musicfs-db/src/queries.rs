@@ -64,8 +64,9 @@ pub const FOLDER_FILES: &str =
     "SELECT id, name, size, mtime_ns, scan_retry FROM files WHERE folder_id = ?1";
 pub const FILE_IN_FOLDER: &str =
     "SELECT id, name, size, mtime_ns, scan_retry FROM files WHERE folder_id = ?1 AND name = ?2";
-pub const BACKING_PATH: &str = "SELECT o.root, d.path, f.name FROM files f \
+pub const BACKING_PATH: &str = "SELECT o.id, o.root, d.path, f.name FROM files f \
      JOIN folders d ON d.id = f.folder_id JOIN origins o ON o.id = d.origin_id WHERE f.id = ?1";
+pub const SKIPPED_NAMES: &str = "SELECT name FROM skipped WHERE folder_id = ?1";
 pub const CHANGES_SINCE: &str =
     "SELECT seq, parent_id, name, entry_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 pub const CHANGES_RANGE: &str = "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM changes";
@@ -191,22 +192,65 @@ pub fn file_by_path(conn: &Connection, origin_id: i64, path: &[u8]) -> Result<Op
         .ctx("file_by_path")
 }
 
-/// Absolute path bytes of a file's backing file.
-pub fn backing_path(conn: &Connection, file_id: i64) -> Result<Option<Vec<u8>>> {
+/// Where a file's bytes are: its origin root and its path relative to that root. The mount
+/// opens `rel` beneath `root`, so no row (edited or stale) can name a file outside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackingPath {
+    pub origin_id: i64,
+    /// Absolute path bytes of the origin root.
+    pub root: Vec<u8>,
+    /// Path bytes relative to the root (never empty).
+    pub rel: Vec<u8>,
+}
+
+impl BackingPath {
+    /// `root/rel`, for messages and for callers that do not need the beneath rule.
+    pub fn absolute(&self) -> Vec<u8> {
+        [&self.root[..], b"/", &self.rel[..]].concat()
+    }
+}
+
+/// The backing file of a stored file.
+pub fn backing_path(conn: &Connection, file_id: i64) -> Result<Option<BackingPath>> {
     let mut stmt = conn.prepare_cached(BACKING_PATH).ctx("backing_path")?;
     stmt.query_row(params![file_id], |r| {
-        let mut out = r.get::<_, PathBytes>(0)?.into_vec();
-        let dir = r.get::<_, PathBytes>(1)?.into_vec();
-        if !dir.is_empty() {
-            out.push(b'/');
-            out.extend_from_slice(&dir);
+        let mut rel = r.get::<_, PathBytes>(2)?.into_vec();
+        if !rel.is_empty() {
+            rel.push(b'/');
         }
-        out.push(b'/');
-        out.extend_from_slice(&r.get::<_, PathBytes>(2)?.0);
-        Ok(out)
+        rel.extend_from_slice(&r.get::<_, PathBytes>(3)?.0);
+        Ok(BackingPath {
+            origin_id: r.get(0)?,
+            root: r.get::<_, PathBytes>(1)?.into_vec(),
+            rel,
+        })
     })
     .optional()
     .ctx("backing_path")
+}
+
+/// Every origin: (id, absolute root path bytes). The table is tiny (one row per music folder).
+pub fn origins(conn: &Connection) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, root FROM origins ORDER BY id")
+        .ctx("origins")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, PathBytes>(1)?.into_vec()))
+        })
+        .ctx("origins")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("origins")
+}
+
+/// Names of a folder's skipped files (see `skipped` in docs/schema.md).
+pub fn skipped_names(conn: &Connection, folder_id: i64) -> Result<Vec<Vec<u8>>> {
+    let mut stmt = conn.prepare_cached(SKIPPED_NAMES).ctx("skipped_names")?;
+    let rows = stmt
+        .query_map(params![folder_id], |r| {
+            Ok(r.get::<_, PathBytes>(0)?.into_vec())
+        })
+        .ctx("skipped_names")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("skipped_names")
 }
 
 /// Whether any file is stored for an origin (the mass-delete guard).

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/002_changes.sql"),
     include_str!("../../../sql/003_retry.sql"),
     include_str!("../../../sql/004_search.sql"),
+    include_str!("../../../sql/005_skipped.sql"),
 ];
 
 /// The schema version this build writes and reads.

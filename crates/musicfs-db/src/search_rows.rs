@@ -99,6 +99,14 @@ pub fn search_queue_page(conn: &Connection, after: i64, limit: u32) -> Result<Ve
         .ctx("search_queue_page")
 }
 
+/// The newest seq in the search log (0 when empty).
+pub fn search_queue_newest(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM search_queue")
+        .ctx("search_queue_newest")?
+        .query_row([], |r| r.get(0))
+        .ctx("search_queue_newest")
+}
+
 /// Forgets log rows with seq ≤ `upto` (applied and committed to the index).
 pub fn search_queue_clear(conn: &Connection, upto: i64) -> Result<()> {
     conn.prepare_cached("DELETE FROM search_queue WHERE seq <= ?1")

@@ -357,12 +357,32 @@ impl Writer {
             self.remove_file(file.id)?;
             removed += 1;
         }
+        self.set_skipped(folder_id, &[])?;
         self.conn
             .prepare_cached("DELETE FROM folders WHERE id = ?1")
             .ctx("remove_folder")?
             .execute(params![folder_id])
             .ctx("remove_folder")?;
         Ok(removed)
+    }
+
+    /// Replaces the folder's skipped files (`skipped`): (name bytes, reason).
+    pub fn set_skipped(&self, folder_id: i64, skipped: &[(Vec<u8>, String)]) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM skipped WHERE folder_id = ?1")
+            .ctx("set_skipped")?
+            .execute(params![folder_id])
+            .ctx("set_skipped")?;
+        let mut insert = self
+            .conn
+            .prepare_cached("INSERT INTO skipped (folder_id, name, reason) VALUES (?1, ?2, ?3)")
+            .ctx("set_skipped")?;
+        for (name, reason) in skipped {
+            insert
+                .execute(params![folder_id, PathBytes::borrowed(name), reason])
+                .ctx("set_skipped")?;
+        }
+        Ok(())
     }
 
     /// Up to `limit` stored files with id > `after`, with their tags, in id order.

@@ -48,6 +48,7 @@ fn hot_queries_use_indexes() {
     assert_indexed(c, "folder files", queries::FOLDER_FILES, 1);
     assert_indexed(c, "child folders", queries::CHILD_FOLDERS, 1);
     assert_indexed(c, "backing path", queries::BACKING_PATH, 1);
+    assert_indexed(c, "skipped of a folder", queries::SKIPPED_NAMES, 1);
     assert_indexed(c, "origin has files", queries::ORIGIN_HAS_FILES, 1);
     assert_indexed(
         c,

@@ -44,6 +44,13 @@ pub enum FsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The backing path resolves outside every music folder (a symlink swapped in after the
+    /// scan, or an edited row): never served.
+    #[error(
+        "{path}: leads to {target}, outside every music folder; not served \
+         (scan with --follow-external-symlinks to allow symlinks out)"
+    )]
+    Outside { path: PathBuf, target: PathBuf },
     /// A `/.search/` folder name that is not a valid query.
     #[error("{0}")]
     BadQuery(String),
@@ -62,6 +69,7 @@ impl FsError {
             FsError::IsADirectory => Errno::EISDIR,
             FsError::ReadOnly => Errno::EROFS,
             FsError::BadHandle => Errno::EBADF,
+            FsError::Outside { .. } => Errno::EACCES,
             FsError::BadQuery(_) => Errno::EINVAL,
             FsError::NoSearchIndex(_) => Errno::ENOENT,
             // Never serve bytes under a stale size: the kernel would cut or pad them.

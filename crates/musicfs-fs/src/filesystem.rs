@@ -3,7 +3,8 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -16,7 +17,9 @@ use musicfs_db::queries;
 
 use crate::FsError;
 use crate::attr::{file_attr, negative_attr};
-use crate::ops::MusicFs;
+use crate::handles::{Handle, Handles};
+use crate::io::{BackingFile, Outcome};
+use crate::ops::{MusicFs, log_error};
 use crate::search::{RESULTS_TTL, SearchNode};
 
 impl Filesystem for MusicFs {
@@ -29,6 +32,10 @@ impl Filesystem for MusicFs {
             );
         }
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // Reads (readahead) are background requests, and the kernel queues new ones behind
+        // `max_background` pending ones: reads stuck on a dead disk must not hold up reads of
+        // healthy files, so allow as many as the backing I/O pool can have in flight.
+        let _ = config.set_max_background(self.io.max_in_flight());
         // Large requests for daemon reads: max_pages follows max(max_write, max_readahead), and
         // the kernel's readahead offer is only 128 KiB (musicfs never writes; max_write just
         // lifts the request size). The mount then raises the device's read_ahead_kb.
@@ -192,17 +199,35 @@ impl Filesystem for MusicFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.do_open(ino.0, flags, &reply) {
-            Ok((fh, Some(id))) => {
-                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id)
-            }
-            // KEEP_CACHE: the page cache survives reopen; the watcher drops it on a change.
-            Ok((fh, None)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+        let job = match self.prepare_open(ino.0, flags) {
+            Ok(job) => job,
             Err(err) => {
                 self.log("open", &err);
-                reply.error(err.errno())
+                return reply.error(err.errno());
             }
-        }
+        };
+        let (handles, passthrough) = (self.handles.clone(), self.passthrough.clone());
+        let (path, deadline) = (job.path.clone(), self.io.deadline());
+        self.io.run(
+            move || job.open(),
+            move |outcome| match outcome {
+                Outcome::Done(Ok(file)) => {
+                    finish_open(Arc::new(file), ino.0, &handles, &passthrough, reply)
+                }
+                Outcome::Done(Err(err)) => {
+                    log_error("open", &err);
+                    reply.error(err.errno())
+                }
+                Outcome::TimedOut => {
+                    tracing::warn!(
+                        "open: {}: no answer from the disk in {deadline:?}; answered EIO",
+                        path.display()
+                    );
+                    reply.error(Errno::EIO)
+                }
+                Outcome::Failed => reply.error(Errno::EIO),
+            },
+        );
     }
 
     fn read(
@@ -216,18 +241,45 @@ impl Filesystem for MusicFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let mut reply = Some(reply);
-        let result = self.do_read(fh.0, offset, size, |data| {
-            reply.take().expect("replied once").data(data)
-        });
-        match result {
-            Ok(()) => {}
-            Err(err) => {
-                let Some(reply) = reply else { return };
-                self.log("read", &err);
-                reply.error(err.errno())
-            }
+        thread_local! {
+            /// Reused across requests: a cached read allocates nothing.
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        let Some(file) = self.handles.file(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        let mut reply = Some(reply);
+        BUF.with_borrow_mut(|buf| {
+            if file.read_cached(offset, size, buf) {
+                reply.take().expect("replied once").data(buf);
+            }
+        });
+        let Some(reply) = reply else { return };
+        let deadline = self.io.deadline();
+        let reading = file.clone();
+        self.io.run(
+            move || reading.read_blocking(offset, size),
+            move |outcome| match outcome {
+                Outcome::Done(Ok(data)) => reply.data(&data),
+                Outcome::Done(Err(source)) => {
+                    let err = FsError::Backing {
+                        path: file.path.clone(),
+                        source,
+                    };
+                    log_error("read", &err);
+                    reply.error(err.errno())
+                }
+                Outcome::TimedOut => {
+                    tracing::warn!(
+                        "read: {}: no answer from the disk in {deadline:?} (offset {offset}); \
+                         answered EIO",
+                        file.path.display()
+                    );
+                    reply.error(Errno::EIO)
+                }
+                Outcome::Failed => reply.error(Errno::EIO),
+            },
+        );
     }
 
     fn release(
@@ -240,7 +292,10 @@ impl Filesystem for MusicFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles.remove(fh.0);
+        // Closing a file on a stuck share blocks as well: close it off the FUSE thread.
+        if let Some(handle) = self.handles.remove(fh.0) {
+            self.io.detach(move || drop(handle));
+        }
         reply.ok();
     }
 
@@ -505,4 +560,33 @@ fn add_unlinked(reply: &mut ReplyDirectoryPlus, ino: u64, offset: u64, name: &st
         &negative_attr(),
         Generation(0),
     )
+}
+
+/// Replies to an open whose backing file is open: through kernel passthrough when allowed,
+/// else served by the daemon. Files on network filesystems are always served by the daemon:
+/// with passthrough the kernel reads them itself, and a reader would hang with the server,
+/// past any deadline of ours.
+fn finish_open(
+    file: Arc<BackingFile>,
+    ino: u64,
+    handles: &Handles,
+    passthrough: &AtomicBool,
+    reply: ReplyOpen,
+) {
+    if passthrough.load(Ordering::Relaxed) && !file.on_network_fs {
+        match handles.backing(ino, || reply.open_backing(&file.file)) {
+            Ok(id) => {
+                let fh = handles.insert(Handle::Passthrough(id.clone(), file));
+                return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+            }
+            Err(err) => {
+                // e.g. EPERM without CAP_SYS_ADMIN: serve from the daemon from now on.
+                tracing::info!("kernel passthrough unavailable ({err}); daemon reads");
+                passthrough.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+    // KEEP_CACHE: the page cache survives reopen; the watcher drops it on a change.
+    let fh = handles.insert(Handle::Direct(file));
+    reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
 }

@@ -1,17 +1,22 @@
 //! Open file handles: a backing file read by the daemon, or a kernel passthrough backing id.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use fuser::BackingId;
 
+use crate::io::BackingFile;
+
 pub(crate) enum Handle {
     /// The daemon serves reads from this file with `pread`.
-    Direct(Arc<File>),
-    /// The kernel reads the backing file itself; held so the id lives while the file is open.
-    Passthrough(#[allow(dead_code)] Arc<BackingId>),
+    Direct(Arc<BackingFile>),
+    /// The kernel reads the backing file itself; the id is held so it lives while the file
+    /// is open, and the file so that it is closed off the FUSE threads (see io.rs).
+    Passthrough(
+        #[allow(dead_code)] Arc<BackingId>,
+        #[allow(dead_code)] Arc<BackingFile>,
+    ),
 }
 
 /// One page of a directory listing, kept per open directory handle: the kernel asks for ~100
@@ -64,15 +69,16 @@ impl Handles {
         fh
     }
 
-    pub(crate) fn file(&self, fh: u64) -> Option<Arc<File>> {
+    pub(crate) fn file(&self, fh: u64) -> Option<Arc<BackingFile>> {
         match self.open.lock().unwrap().get(&fh) {
             Some(Handle::Direct(file)) => Some(file.clone()),
             _ => None,
         }
     }
 
-    pub(crate) fn remove(&self, fh: u64) {
-        self.open.lock().unwrap().remove(&fh);
+    /// Forgets a handle and returns it: the caller drops it where closing may block.
+    pub(crate) fn remove(&self, fh: u64) -> Option<Handle> {
+        self.open.lock().unwrap().remove(&fh)
     }
 
     /// The live backing id of `ino`, or a new one from `create`.

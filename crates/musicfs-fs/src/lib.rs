@@ -7,10 +7,12 @@
 //! the kernel, so kernel TTLs can be long and still correct.
 
 mod attr;
+mod backing;
 mod cache;
 mod error;
 mod filesystem;
 mod handles;
+mod io;
 mod mount;
 mod mountinfo;
 mod ops;

@@ -40,6 +40,11 @@ pub struct MountConfig {
     pub readdirplus: bool,
     /// Serve `/.search/<query>/` from the index the scanner keeps (docs/search.md).
     pub search: bool,
+    /// A backing open or read that takes longer fails with EIO (and a log line naming the
+    /// file); the mount itself never waits on a backing file.
+    pub io_timeout: Duration,
+    /// Backing calls in flight at once (stuck ones included); more wait for a free thread.
+    pub io_threads: usize,
     /// How often the watcher checks for committed changes.
     pub poll_interval: Duration,
     pub pool: PoolOptions,
@@ -64,6 +69,8 @@ impl MountConfig {
             passthrough: true,
             readdirplus: false,
             search: true,
+            io_timeout: Duration::from_secs(30),
+            io_threads: 64,
             poll_interval: Duration::from_millis(200),
             // No mmap: touched pages of a mapped DB count in RSS, and a walk over a 10M-track
             // DB touched 2 GiB of them. SQLite's own cache is bounded; the cost is ~3 µs per
@@ -124,7 +131,13 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
             gid: cfg.gid,
         },
         ttl: cfg.ttl,
-        passthrough: AtomicBool::new(cfg.passthrough),
+        passthrough: Arc::new(AtomicBool::new(cfg.passthrough)),
+        io: crate::io::BackingIo::new(cfg.io_timeout, cfg.io_threads).map_err(|source| {
+            FsError::Mount {
+                path: mountpoint.clone(),
+                source,
+            }
+        })?,
         readdirplus: cfg.readdirplus,
         search: cfg
             .search

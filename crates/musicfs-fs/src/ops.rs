@@ -2,21 +2,20 @@
 //! queries. `filesystem.rs` adapts them to FUSE replies.
 
 use std::ffi::OsStr;
-use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use fuser::{FileType, OpenAccMode, OpenFlags, ReplyOpen};
+use fuser::{FileType, OpenAccMode, OpenFlags};
 use musicfs_db::{ReadPool, queries};
 
 use crate::FsError;
 use crate::attr::{Node, Owner};
 use crate::cache::Caches;
-use crate::handles::{DirRow, Handle, Handles};
+use crate::handles::{DirRow, Handles};
+use crate::io::{BackingFile, BackingIo};
 
 /// Rows fetched per readdir query; a kernel request holds ~100 names, the rest are buffered
 /// in the directory handle for the next requests.
@@ -32,7 +31,9 @@ pub(crate) struct MusicFs {
     pub handles: Arc<Handles>,
     pub owner: Owner,
     pub ttl: Duration,
-    pub passthrough: AtomicBool,
+    pub passthrough: Arc<AtomicBool>,
+    /// Every call that may touch a backing file runs here, never on a FUSE worker.
+    pub io: BackingIo,
     /// Answer READDIRPLUS (names with attributes) when the kernel asks.
     pub readdirplus: bool,
     /// `/.search/`, when enabled.
@@ -152,94 +153,101 @@ impl MusicFs {
         }
     }
 
-    pub(crate) fn do_open(
-        &self,
-        ino: u64,
-        flags: OpenFlags,
-        reply: &ReplyOpen,
-    ) -> Result<(u64, Option<Arc<fuser::BackingId>>)> {
+    /// The DB half of an open, on the FUSE thread: which file, and where its bytes are. Never
+    /// touches the backing file (that is [`OpenJob::open`], on a blocking thread).
+    pub(crate) fn prepare_open(&self, ino: u64, flags: OpenFlags) -> Result<OpenJob> {
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return Err(FsError::ReadOnly);
         }
         let node = self.node(ino)?;
         let file_id = node.file_id.ok_or(FsError::IsADirectory)?;
-        let path = {
+        let backing = {
             let conn = self.pool.get()?;
             queries::backing_path(&conn, file_id)?.ok_or(FsError::NotFound)?
         };
-        let path = PathBuf::from(OsStr::from_bytes(&path));
-        let backing_err = |source| FsError::Backing {
-            path: path.clone(),
-            source,
-        };
-        let file = File::open(&path).map_err(backing_err)?;
-        let disk = file.metadata().map_err(backing_err)?.len();
-        if disk != node.size {
-            return Err(FsError::Changed {
-                path,
-                db: node.size,
-                disk,
-            });
-        }
-        if self.passthrough.load(Ordering::Relaxed) {
-            match self.handles.backing(ino, || reply.open_backing(&file)) {
-                Ok(id) => {
-                    let fh = self.handles.insert(Handle::Passthrough(id.clone()));
-                    return Ok((fh, Some(id)));
-                }
-                Err(err) => {
-                    // e.g. EPERM without CAP_SYS_ADMIN: serve from the daemon from now on.
-                    tracing::info!("kernel passthrough unavailable ({err}); daemon reads");
-                    self.passthrough.store(false, Ordering::Relaxed);
-                }
-            }
-        }
-        Ok((self.handles.insert(Handle::Direct(Arc::new(file))), None))
-    }
-
-    /// Reads into a per-thread buffer reused across requests (no allocation per read) and
-    /// hands the bytes to `reply`.
-    pub(crate) fn do_read(
-        &self,
-        fh: u64,
-        offset: u64,
-        size: u32,
-        reply: impl FnOnce(&[u8]),
-    ) -> Result<()> {
-        thread_local! {
-            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let file = self.handles.file(fh).ok_or(FsError::BadHandle)?;
-        BUF.with_borrow_mut(|buf| {
-            if buf.len() < size as usize {
-                buf.resize(size as usize, 0);
-            }
-            let buf = &mut buf[..size as usize];
-            let mut filled = 0;
-            while filled < buf.len() {
-                match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(source) => {
-                        return Err(FsError::Backing {
-                            path: PathBuf::from(format!("open file {fh}")),
-                            source,
-                        });
-                    }
-                }
-            }
-            reply(&buf[..filled]);
-            Ok(())
+        Ok(OpenJob {
+            size: node.size,
+            path: PathBuf::from(OsStr::from_bytes(&backing.absolute())),
+            backing,
+            pool: self.pool.clone(),
         })
     }
 
     pub(crate) fn log(&self, op: &str, err: &FsError) {
+        log_error(op, err)
+    }
+}
+
+/// Logs a request's failure at the level it deserves (a missing name is no news).
+pub(crate) fn log_error(op: &str, err: &FsError) {
+    {
         match err {
             FsError::NotFound | FsError::ReadOnly => {}
             FsError::BadQuery(_) | FsError::NoSearchIndex(_) => tracing::info!("{op}: {err}"),
-            FsError::Changed { .. } | FsError::Backing { .. } => tracing::warn!("{op}: {err}"),
+            FsError::Changed { .. } | FsError::Backing { .. } | FsError::Outside { .. } => {
+                tracing::warn!("{op}: {err}")
+            }
             _ => tracing::error!("{op}: {err}"),
         }
     }
+}
+
+/// An open, prepared from the DB on the FUSE thread, done on a blocking thread.
+pub(crate) struct OpenJob {
+    /// The size the DB knows.
+    pub size: u64,
+    pub path: PathBuf,
+    backing: queries::BackingPath,
+    pool: ReadPool,
+}
+
+impl OpenJob {
+    /// Opens the backing file beneath its music folder and checks its size against the DB
+    /// (never bytes under a stale size). May block on the disk: call on a blocking thread.
+    pub(crate) fn open(self) -> Result<BackingFile> {
+        let file = crate::backing::open_beneath(&self.backing.root, &self.backing.rel, || {
+            outside_policy(&self.pool)
+        })
+        .map_err(|err| match err {
+            crate::backing::OpenError::Io(source) => FsError::Backing {
+                path: self.path.clone(),
+                source,
+            },
+            crate::backing::OpenError::Outside(target) => FsError::Outside {
+                path: self.path.clone(),
+                target,
+            },
+        })?;
+        let disk = file
+            .metadata()
+            .map_err(|source| FsError::Backing {
+                path: self.path.clone(),
+                source,
+            })?
+            .len();
+        if disk != self.size {
+            return Err(FsError::Changed {
+                path: self.path,
+                db: self.size,
+                disk,
+            });
+        }
+        Ok(BackingFile::new(file, self.size, self.path))
+    }
+}
+
+/// Every music folder's root, and whether the last scan let external symlinks in. Read
+/// only when a backing path leaves its own root (rare); any failure means "refuse".
+fn outside_policy(pool: &ReadPool) -> (Vec<Vec<u8>>, bool) {
+    let Ok(conn) = pool.get() else {
+        return (Vec::new(), false);
+    };
+    let roots = queries::origins(&conn)
+        .map(|o| o.into_iter().map(|(_, root)| root).collect())
+        .unwrap_or_default();
+    let follow = queries::setting(&conn, musicfs_db::FOLLOW_EXTERNAL_SYMLINKS)
+        .ok()
+        .flatten()
+        .is_some_and(|v| v == "1");
+    (roots, follow)
 }

@@ -73,14 +73,26 @@ pub(crate) struct Results {
     pub entries: Vec<(String, String)>,
 }
 
+/// An index opened for searching, shared by the requests using it.
+type OpenIndex = Arc<(SearchIndex, IndexReader)>;
+/// (device, inode) of a directory.
+type DirIdentity = (u64, u64);
+
 pub(crate) struct SearchFolder {
     pool: ReadPool,
     db: PathBuf,
     /// Opened on first use: the index may appear after the mount (the first scan builds it).
-    index: Mutex<Option<Arc<(SearchIndex, IndexReader)>>>,
+    /// With the (device, inode) of its directory: a rebuild swaps in a new directory, and the
+    /// next query opens that one.
+    index: Mutex<Option<(OpenIndex, Option<DirIdentity>)>>,
     by_query: Cache<String, u64>,
     results: Cache<u64, Arc<Results>>,
     next_qid: AtomicU64,
+}
+
+fn dir_identity(dir: &std::path::Path) -> Option<DirIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Folder names cannot hold '/': `%2F` stands for it (and `%25` for '%').
@@ -108,21 +120,24 @@ impl SearchFolder {
         }
     }
 
-    fn index(&self) -> Result<Arc<(SearchIndex, IndexReader)>, FsError> {
+    fn index(&self) -> Result<OpenIndex, FsError> {
         let mut slot = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(open) = slot.as_ref() {
-            return Ok(open.clone());
-        }
         let dir = {
             let conn = self.pool.get()?;
             queries::setting(&conn, musicfs_search::SETTING_DIR)?
         }
         .map(PathBuf::from)
         .unwrap_or_else(|| musicfs_search::default_dir(&self.db));
+        let identity = dir_identity(&dir);
+        if let Some((open, seen)) = slot.as_ref()
+            && *seen == identity
+        {
+            return Ok(open.clone());
+        }
         let index = SearchIndex::open(&dir).map_err(search_error)?;
         let reader = index.reader().map_err(search_error)?;
         let open = Arc::new((index, reader));
-        *slot = Some(open.clone());
+        *slot = Some((open.clone(), identity));
         Ok(open)
     }
 

@@ -35,6 +35,11 @@ pub struct Args {
     /// Scan an origin root that is empty although the DB has files from it (removes them).
     #[arg(long)]
     allow_empty: bool,
+    /// Also index symlinks that point outside every music folder. Risky: the mount then
+    /// serves whatever they point at (with --allow-other, to every user). Off by default:
+    /// such links are skipped and listed in `scan_errors`.
+    #[arg(long)]
+    follow_external_symlinks: bool,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -125,6 +130,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     cfg.templates = templates;
     cfg.case_insensitive = args.case_insensitive.or(file.case_insensitive);
     cfg.allow_empty = args.allow_empty;
+    cfg.follow_external_symlinks = args.follow_external_symlinks;
     cfg.threads = args.threads;
     cfg.batch_ops = args.batch_size;
     cfg.search = !args.no_search;

@@ -23,6 +23,9 @@ pub struct ScanConfig {
     pub tag_timeout: Duration,
     /// Keep the search index (`<db>.search/`) in step with the DB.
     pub search: bool,
+    /// Index symlinks whose target lies outside every music folder. Off by default: such a
+    /// link would serve whatever it points at (with `--allow-other`, to every user).
+    pub follow_external_symlinks: bool,
     /// Draw a progress bar on stderr (only effective on a terminal).
     pub progress: bool,
 }
@@ -40,6 +43,7 @@ impl ScanConfig {
             threads: 0,
             tag_timeout: Duration::from_secs(30),
             search: true,
+            follow_external_symlinks: false,
             progress: false,
         }
     }

@@ -21,6 +21,7 @@ use crate::{ScanConfig, ScanError, Summary};
 
 const LAYOUT_KEY: &str = "layout";
 const CASE_KEY: &str = "case_insensitive";
+const FOLLOW_EXTERNAL_KEY: &str = musicfs_db::FOLLOW_EXTERNAL_SYMLINKS;
 /// Operations in flight between walkers and the writer: bounds scanner memory.
 const CHANNEL_OPS: usize = 4_096;
 
@@ -43,6 +44,31 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
         let (origin_id, root) = check_root(&writer, root, cfg.allow_empty)?;
         let root_identity = identity(&root);
         origins.push((origin_id, root, root_identity));
+    }
+
+    // Every music folder's root, canonical: symlinks may point anywhere beneath them. The
+    // setting tells the mount whether external symlinks were let in on purpose.
+    let mut music_roots: Vec<PathBuf> = origins.iter().map(|(_, root, _)| root.clone()).collect();
+    for (_, root) in queries::origins(writer.conn())? {
+        let root = PathBuf::from(std::ffi::OsStr::from_bytes(&root));
+        if !music_roots.contains(&root) {
+            music_roots.push(root);
+        }
+    }
+    let follow_external = if cfg.follow_external_symlinks {
+        "1"
+    } else {
+        "0"
+    };
+    if writer
+        .setting(FOLLOW_EXTERNAL_KEY)?
+        .as_deref()
+        .unwrap_or("0")
+        != follow_external
+    {
+        writer.begin()?;
+        writer.set_setting(FOLLOW_EXTERNAL_KEY, follow_external)?;
+        writer.commit()?;
     }
 
     if writer.setting(LAYOUT_KEY)?.as_deref() != Some(layout.fingerprint().as_str()) {
@@ -129,6 +155,8 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
                 stop: &stop,
                 db_error: &db_error,
                 origin_lost: &origin_lost,
+                music_roots: &music_roots,
+                follow_external: cfg.follow_external_symlinks,
             };
             workers.install(|| walk.folder(Vec::new()));
         }

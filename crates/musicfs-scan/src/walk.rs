@@ -40,6 +40,10 @@ pub(crate) struct Walk<'a> {
     pub db_error: &'a std::sync::Mutex<Option<DbError>>,
     /// Set (to the root) when the root vanished or changed mid-scan: walkers stop.
     pub origin_lost: &'a std::sync::Mutex<Option<PathBuf>>,
+    /// Canonical roots of every music folder: a symlink may point anywhere beneath them.
+    pub music_roots: &'a [PathBuf],
+    /// Index symlinks that leave every music folder too (`--follow-external-symlinks`).
+    pub follow_external: bool,
 }
 
 /// A folder as listed on disk.
@@ -48,6 +52,8 @@ struct Listing {
     identity: Option<(u64, u64)>,
     files: Vec<(Vec<u8>, Metadata)>,
     subdirs: Vec<Vec<u8>>,
+    /// Audio-named symlinks not indexed: (name, reason).
+    skipped: Vec<(Vec<u8>, String)>,
     /// False when any entry could not be read: then nothing in this folder is removed.
     complete: bool,
 }
@@ -149,6 +155,7 @@ impl Walk<'_> {
             identity: crate::scan::identity(dir),
             files: Vec::new(),
             subdirs: Vec::new(),
+            skipped: Vec::new(),
             complete: true,
         };
         for entry in fs::read_dir(dir)? {
@@ -176,6 +183,27 @@ impl Walk<'_> {
             if audio_extension(&name).is_none() {
                 continue;
             }
+            if file_type.is_symlink() && !self.follow_external {
+                match fs::canonicalize(entry.path()) {
+                    Ok(target) if self.music_roots.iter().any(|r| target.starts_with(r)) => {}
+                    Ok(target) => {
+                        let reason = format!(
+                            "symlink to {}, outside every music folder: not served \
+                             (--follow-external-symlinks serves it)",
+                            target.display()
+                        );
+                        self.report("skipped", &entry.path(), &reason);
+                        listing.skipped.push((name, reason));
+                        continue;
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue, // dangling
+                    Err(err) => {
+                        self.report("cannot resolve symlink", &entry.path(), &err);
+                        listing.complete = false;
+                        continue;
+                    }
+                }
+            }
             // Symlinks to files are followed; symlinks to folders are not (no loops).
             match fs::metadata(entry.path()) {
                 Ok(meta) if meta.is_file() => listing.files.push((name, meta)),
@@ -192,16 +220,28 @@ impl Walk<'_> {
 
     /// Compares one listed folder with its DB rows; sends the delta; returns subfolders to walk.
     fn diff(&self, rel: &[u8], dir: &Path, listing: Listing) -> Result<Vec<Vec<u8>>, DbError> {
-        let (stored, stored_subfolders) = {
+        let (stored, stored_subfolders, mut stored_skipped) = {
             let conn = self.pool.get()?;
             match queries::folder_id(&conn, self.origin_id, rel)? {
                 Some(id) => (
                     queries::folder_files(&conn, id)?,
                     queries::child_folders(&conn, id)?,
+                    queries::skipped_names(&conn, id)?,
                 ),
-                None => (Vec::new(), Vec::new()),
+                None => (Vec::new(), Vec::new(), Vec::new()),
             }
         };
+        let mut skipped_names: Vec<&[u8]> =
+            listing.skipped.iter().map(|(n, _)| n.as_slice()).collect();
+        skipped_names.sort_unstable();
+        stored_skipped.sort_unstable();
+        if skipped_names != stored_skipped {
+            self.send(Op::Skipped {
+                origin_id: self.origin_id,
+                folder: rel.to_vec(),
+                skipped: listing.skipped,
+            });
+        }
         let mut stored: std::collections::HashMap<Vec<u8>, StoredFile> =
             stored.into_iter().map(|f| (f.name.clone(), f)).collect();
 

@@ -13,8 +13,18 @@ use crate::summary::Counters;
 /// One change found by a walker.
 pub(crate) enum Op {
     Put(Box<PutFile>),
-    RemoveFile { file_id: i64 },
-    RemoveFolder { folder_id: i64 },
+    RemoveFile {
+        file_id: i64,
+    },
+    RemoveFolder {
+        folder_id: i64,
+    },
+    /// The folder's skipped files are now exactly these: (name, reason).
+    Skipped {
+        origin_id: i64,
+        folder: Vec<u8>,
+        skipped: Vec<(Vec<u8>, String)>,
+    },
 }
 
 /// A new or changed file, with tags read and placements rendered by the walker.
@@ -141,6 +151,14 @@ fn apply(
         Op::RemoveFile { file_id } => {
             writer.remove_file(file_id)?;
             Counters::bump(&counters.removed, 1);
+        }
+        Op::Skipped {
+            origin_id,
+            folder,
+            skipped,
+        } => {
+            let folder_id = writer.folder(origin_id, &folder)?;
+            writer.set_skipped(folder_id, &skipped)?;
         }
         Op::RemoveFolder { folder_id } => {
             *folder_cache = None;

@@ -327,7 +327,10 @@ fn non_utf8_file_names_round_trip_exactly() {
         .expect("stored");
     assert_eq!(f.name, name);
     assert_eq!(
-        queries::backing_path(&conn, f.id).unwrap().unwrap(),
+        queries::backing_path(&conn, f.id)
+            .unwrap()
+            .unwrap()
+            .absolute(),
         path.as_os_str().as_bytes()
     );
     let vpath = vpath_of(&conn, &path).unwrap().1;

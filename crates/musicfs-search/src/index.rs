@@ -12,6 +12,37 @@ use crate::schema::{self, Fields, SEARCH_SCHEMA_VERSION, TOKENIZER};
 /// Beside every index: what it was built for. An index whose stamp differs (another schema
 /// version, another DB) is rebuilt, never trusted.
 const STAMP: &str = "musicfs-search.stamp";
+/// Written first into every index directory musicfs creates: only a directory carrying it (or
+/// a stamp) is ever deleted or replaced, whatever path the DB's settings name.
+const OWNER: &str = "musicfs-search.owner";
+
+/// Whether `dir` is an index directory musicfs made (and may therefore delete or replace).
+fn is_ours(dir: &Path) -> bool {
+    dir.join(OWNER).is_file() || dir.join(STAMP).is_file()
+}
+
+/// The sibling directory a rebuild writes into before it replaces `dir`.
+fn building_dir(dir: &Path) -> PathBuf {
+    let mut p = dir.as_os_str().to_owned();
+    p.push(".building");
+    PathBuf::from(p)
+}
+
+/// Removes `dir` if it exists and musicfs made it; refuses to touch anything else.
+fn remove_ours(dir: &Path) -> Result<(), SearchError> {
+    let io = |source| SearchError::Io {
+        dir: dir.to_owned(),
+        source,
+    };
+    match std::fs::symlink_metadata(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(io(err)),
+        Ok(meta) if meta.is_dir() && is_ours(dir) => std::fs::remove_dir_all(dir).map_err(io),
+        Ok(_) => Err(SearchError::NotOurs {
+            dir: dir.to_owned(),
+        }),
+    }
+}
 
 /// Heap of the index writer: segments are flushed when it fills. 20 MB keeps the scanner's
 /// memory bounded whatever the library size (tantivy's minimum per thread is 15 MB); the
@@ -79,6 +110,31 @@ pub fn default_dir(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Swaps two paths atomically (both must exist).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: valid NUL-terminated paths relative to the working directory (or absolute).
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 fn stamp_text(db_id: &str) -> String {
     format!("schema {SEARCH_SCHEMA_VERSION}\ndb {db_id}\n")
 }
@@ -117,20 +173,26 @@ impl SearchIndex {
         Ok(Self::wrap(index, dir))
     }
 
-    /// An empty index at `dir` (whatever was there is removed), stamped for `db_id` only
-    /// once `finish_build` runs: a build interrupted midway is rebuilt next time.
-    pub fn create_empty(dir: &Path) -> Result<SearchIndex, SearchError> {
+    /// An empty index to rebuild `dir` with, built beside it (`<dir>.building`) so the index
+    /// in place keeps answering searches until [`SearchIndex::install`] swaps the two.
+    /// Stamped for a DB only by `finish_build`: a build interrupted midway is started over.
+    pub fn create_beside(dir: &Path) -> Result<SearchIndex, SearchError> {
+        if dir.exists() && !is_ours(dir) {
+            return Err(SearchError::NotOurs {
+                dir: dir.to_owned(),
+            });
+        }
+        let building = building_dir(dir);
         let io = |source| SearchError::Io {
-            dir: dir.to_owned(),
+            dir: building.clone(),
             source,
         };
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io)?;
-        }
-        std::fs::create_dir_all(dir).map_err(io)?;
+        remove_ours(&building)?;
+        std::fs::create_dir_all(&building).map_err(io)?;
+        std::fs::write(building.join(OWNER), "musicfs search index\n").map_err(io)?;
         let (schema, _) = schema::build();
-        let index = Index::create_in_dir(dir, schema).map_err(index_error(dir))?;
-        Ok(Self::wrap(index, dir))
+        let index = Index::create_in_dir(&building, schema).map_err(index_error(&building))?;
+        Ok(Self::wrap(index, &building))
     }
 
     /// Marks a fully built index as belonging to `db_id`.
@@ -142,6 +204,32 @@ impl SearchIndex {
         };
         std::fs::write(&tmp, stamp_text(db_id)).map_err(io)?;
         std::fs::rename(&tmp, self.dir.join(STAMP)).map_err(io)
+    }
+
+    /// Puts this finished build (made by `create_beside`) in place of `dir` in one atomic
+    /// step (`renameat2(RENAME_EXCHANGE)`), then deletes the old index. Readers holding the
+    /// old one keep reading it until they reopen; nobody ever sees no index or a partial one.
+    /// Returns the index opened at `dir`. Call with no writer open on this index.
+    pub fn install(self, dir: &Path) -> Result<SearchIndex, SearchError> {
+        let io = |source| SearchError::Io {
+            dir: dir.to_owned(),
+            source,
+        };
+        let building = self.dir.clone();
+        drop(self);
+        if dir.exists() {
+            if !is_ours(dir) {
+                return Err(SearchError::NotOurs {
+                    dir: dir.to_owned(),
+                });
+            }
+            exchange(&building, dir).map_err(io)?;
+            remove_ours(&building)?;
+        } else {
+            std::fs::rename(&building, dir).map_err(io)?;
+        }
+        let index = Index::open_in_dir(dir).map_err(index_error(dir))?;
+        Ok(Self::wrap(index, dir))
     }
 
     fn wrap(index: Index, dir: &Path) -> SearchIndex {

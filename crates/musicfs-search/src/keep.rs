@@ -111,19 +111,26 @@ impl IndexKeeper {
             );
             drop(keeper);
         }
-        let index = SearchIndex::create_empty(&dir)?;
+        let index = SearchIndex::create_beside(&dir)?;
         let mut keeper = IndexKeeper::with_heap(index, crate::index::REBUILD_HEAP)?;
-        keeper.rebuild(writer, progress)?;
-        keeper.index.finish_build(&db_id)?;
-        // Back to the scan's small heap (one writer at a time: tantivy locks the index).
+        let replay_after = keeper.rebuild(writer, progress)?;
         let IndexKeeper {
             index, writer: big, ..
         } = keeper;
+        // Back to the scan's small heap (one writer at a time: tantivy locks the index).
         drop(big);
-        let keeper = IndexKeeper::new(index)?;
+        index.finish_build(&db_id)?;
+        let index = index.install(&dir)?;
+        let mut keeper = IndexKeeper::new(index)?;
         writer
             .set_setting(SETTING_DIR, &dir.to_string_lossy())
             .map_err(db_error)?;
+        // Files changed while the rebuild read the DB (a user's sqlite3, say) are logged after
+        // `replay_after`: apply them now, so no edit made during a rebuild is lost.
+        keeper.applied = replay_after;
+        keeper.committed = replay_after;
+        keeper.apply_queue(writer)?;
+        keeper.commit(writer)?;
         Ok(keeper)
     }
 
@@ -141,8 +148,14 @@ impl IndexKeeper {
         })
     }
 
-    /// Every file of the DB into the (empty) index, then the queue cleared.
-    fn rebuild(&mut self, writer: &Writer, progress: &dyn Fn(u64, u64)) -> Result<(), SearchError> {
+    /// Every file of the DB into the (empty) index; clears the log rows this covers and
+    /// returns the newest of them (rows logged after it started must still be applied).
+    fn rebuild(
+        &mut self,
+        writer: &Writer,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<i64, SearchError> {
+        let covered = search_rows::search_queue_newest(writer.conn()).map_err(db_error)?;
         let total = musicfs_db::queries::totals(writer.conn())
             .map_err(db_error)?
             .0 as u64;
@@ -166,8 +179,8 @@ impl IndexKeeper {
         self.writer
             .commit()
             .map_err(index_error(self.index.dir()))?;
-        search_rows::search_queue_clear(writer.conn(), i64::MAX).map_err(db_error)?;
-        Ok(())
+        search_rows::search_queue_clear(writer.conn(), covered).map_err(db_error)?;
+        Ok(covered)
     }
 
     /// Applies the logged changes (committed DB state) to the index writer, and commits the

@@ -37,6 +37,11 @@ pub enum SearchError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{dir}: not a musicfs search index (no musicfs stamp); refusing to delete or replace it. \
+         Point `settings.search_index` at a new folder or remove that row"
+    )]
+    NotOurs { dir: PathBuf },
     #[error(transparent)]
     Db(#[from] musicfs_db::DbError),
 }
