@@ -29,6 +29,11 @@ const INVARIANTS: &[(&str, &str)] = &[
          WHERE p.file_id IS NOT NULL",
     ),
     (
+        "name counter of a directory that does not exist",
+        "SELECT n.parent_id FROM name_counters n \
+         WHERE NOT EXISTS (SELECT 1 FROM dirs d WHERE d.id = n.parent_id)",
+    ),
+    (
         "empty directory left behind (not the root)",
         "SELECT id FROM dirs WHERE nentries = 0 AND id != 1",
     ),

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/003_retry.sql"),
     include_str!("../../../sql/004_search.sql"),
     include_str!("../../../sql/005_skipped.sql"),
+    include_str!("../../../sql/006_name_counters.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -118,6 +118,12 @@ impl Writer {
         Ok(())
     }
 
+    /// Moves WAL frames into the DB file when no reader needs them (PASSIVE: never blocks a
+    /// mount), keeping the WAL small for readers. Best effort.
+    pub fn checkpoint(&self) {
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+    }
+
     pub fn in_transaction(&self) -> bool {
         self.in_tx
     }
@@ -452,8 +458,10 @@ impl Writer {
         }
     }
 
-    /// The first free name among `name`, `name (2)`, ... in `parent`. Deterministic given the
-    /// directory's contents; an existing entry is never renamed, so names are stable.
+    /// A free name for a new entry in `parent`: `name` itself, else the next of `name (2)`,
+    /// `name (3)`, ... after the last one handed out there (`name_counters`), so the k-th
+    /// collision costs O(1) queries, not k. An existing entry is never renamed, so names are
+    /// stable; numbers are not reused while the directory exists.
     fn free_name(
         &self,
         parent: i64,
@@ -461,17 +469,33 @@ impl Writer {
         ext: &str,
         policy: &dyn NamePolicy,
     ) -> Result<String> {
-        let mut n = 1;
+        if self.find(parent, name, policy)?.is_none() {
+            return Ok(name.to_owned());
+        }
+        let base = policy.fold(name).unwrap_or_else(|| name.to_owned());
+        let mut n: u32 = self
+            .conn
+            .prepare_cached("SELECT next FROM name_counters WHERE parent_id = ?1 AND base = ?2")
+            .ctx("free_name")?
+            .query_row(params![parent, base], |r| r.get(0))
+            .optional()
+            .ctx("free_name")?
+            .unwrap_or(2);
+        // More than one probe only when a name like `x (3).flac` also comes from the tags.
         loop {
-            let candidate = if n == 1 {
-                name.to_owned()
-            } else {
-                policy.disambiguate(name, ext, n)
-            };
+            let candidate = policy.disambiguate(name, ext, n);
+            n = n.saturating_add(1);
             if self.find(parent, &candidate, policy)?.is_none() {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO name_counters (parent_id, base, next) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (parent_id, base) DO UPDATE SET next = excluded.next",
+                    )
+                    .ctx("free_name")?
+                    .execute(params![parent, base, n])
+                    .ctx("free_name")?;
                 return Ok(candidate);
             }
-            n += 1;
         }
     }
 
@@ -518,6 +542,11 @@ impl Writer {
         loop {
             self.conn
                 .prepare_cached("DELETE FROM dirs WHERE id = ?1")
+                .ctx("remove_entry")?
+                .execute(params![id])
+                .ctx("remove_entry")?;
+            self.conn
+                .prepare_cached("DELETE FROM name_counters WHERE parent_id = ?1")
                 .ctx("remove_entry")?
                 .execute(params![id])
                 .ctx("remove_entry")?;

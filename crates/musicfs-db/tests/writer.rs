@@ -268,3 +268,86 @@ fn read_pool_sees_commits_and_refuses_writes() {
             .is_err()
     );
 }
+
+/// The k-th file rendered to one name (untagged rips: `Unknown Artist/Unknown Album/01.wav`)
+/// costs as much as the second: numbering resumes where it stopped instead of probing
+/// `x (2)`, `x (3)`, ... one query each (k² in all).
+#[test]
+fn colliding_names_cost_the_same_whatever_their_number() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (_d, mut w) = setup();
+    let steps = Arc::new(AtomicU64::new(0));
+    let counter = steps.clone();
+    w.conn()
+        .progress_handler(
+            100,
+            Some(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                false
+            }),
+        )
+        .unwrap();
+    w.begin().unwrap();
+    let cost = |range: std::ops::Range<u32>| {
+        let before = steps.load(Ordering::Relaxed);
+        for i in range {
+            add(&w, format!("f{i}.flac").as_bytes(), &["U", "01.flac"], &CS);
+        }
+        steps.load(Ordering::Relaxed) - before
+    };
+    let first = cost(0..200);
+    let later = cost(200..2000);
+    w.commit().unwrap();
+    let (first, later) = (first as f64 / 200.0, later as f64 / 1800.0);
+    assert!(
+        later < first * 1.5,
+        "a collision costs {later:.0} VM steps (x100) late vs {first:.0} early"
+    );
+    let dir = w
+        .conn()
+        .query_row("SELECT id FROM entries WHERE name = 'U'", [], |r| r.get(0))
+        .unwrap();
+    let count: i64 = w
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM entries WHERE parent_id = ?1",
+            [dir],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(count, 2000);
+    for name in ["01.flac", "01 (2).flac", "01 (2000).flac"] {
+        assert!(
+            queries::lookup(w.conn(), dir, name).unwrap().is_some(),
+            "{name}"
+        );
+    }
+    assert!(musicfs_db::check_consistency(w.conn()).unwrap().is_empty());
+}
+
+/// Numbering skips a name that the tags produce on their own, and resumes after a removal
+/// without reusing a number (names already shown stay stable).
+#[test]
+fn numbering_skips_taken_names_and_never_reuses() {
+    let (_d, mut w) = setup();
+    w.begin().unwrap();
+    add(&w, b"a.flac", &["D", "x.flac"], &CS);
+    add(&w, b"b.flac", &["D", "x (2).flac"], &CS); // from its own tags
+    let c = add(&w, b"c.flac", &["D", "x.flac"], &CS);
+    add(&w, b"d.flac", &["D", "x.flac"], &CS);
+    let dir = w
+        .conn()
+        .query_row("SELECT id FROM entries WHERE name = 'D'", [], |r| r.get(0))
+        .unwrap();
+    let mut got = names(&w, dir);
+    got.sort();
+    assert_eq!(got, ["x (2).flac", "x (3).flac", "x (4).flac", "x.flac"]);
+    w.remove_file(c).unwrap();
+    add(&w, b"e.flac", &["D", "x.flac"], &CS);
+    let mut got = names(&w, dir);
+    got.sort();
+    assert_eq!(got, ["x (2).flac", "x (4).flac", "x (5).flac", "x.flac"]);
+    w.commit().unwrap();
+    assert!(musicfs_db::check_consistency(w.conn()).unwrap().is_empty());
+}
