@@ -361,3 +361,83 @@ fn the_search_folder_in_a_mount_links_matches_into_the_tree() {
     );
     mounted.unmount().unwrap();
 }
+
+/// A rebuild is made beside the index in place and swapped in at once: searches answer all
+/// along (never "no index", never empty), and a tag edited with sqlite3 while the rebuild reads
+/// the DB is in the rebuilt index.
+#[test]
+fn a_rebuild_never_empties_search_and_keeps_edits_made_during_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("music");
+    musicfs_tools::generate_library(&root, 60, 21).unwrap();
+    let db = dir.path().join("s.db");
+    musicfs_scan::scan(&ScanConfig::new(&db, vec![root])).unwrap();
+    let index_dir = musicfs_search::default_dir(&db);
+    let artist: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT artist FROM files WHERE artist IS NOT NULL ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let query = format!("artist:\"{}\"", artist.replace('"', ""));
+    assert!(!titles(&db, &query).is_empty());
+
+    // Searches as a mount does them: reopening the index when its folder changes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (failures, searches) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let searcher = {
+        let (stop, failures, searches) = (stop.clone(), failures.clone(), searches.clone());
+        let (index_dir, query) = (index_dir.clone(), query.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let found = SearchIndex::open(&index_dir)
+                    .and_then(|i| {
+                        let reader = i.reader()?;
+                        i.search(&reader, &query, 5)
+                    })
+                    .map(|ids| ids.len());
+                if !matches!(found, Ok(n) if n > 0) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                searches.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+
+    // A rebuild (the stamp names another DB), with a sqlite3 edit landing after it has read
+    // every page.
+    let writer = musicfs_db::Writer::open(&db).unwrap();
+    writer.set_setting("search_id", "someone-else").unwrap();
+    let edited = AtomicBool::new(false);
+    let progress = |done: u64, total: u64| {
+        if done == total && total > 0 && !edited.swap(true, Ordering::SeqCst) {
+            rusqlite::Connection::open(&db)
+                .unwrap()
+                .execute(
+                    "UPDATE files SET title = 'Wombat Serenade' WHERE id = (SELECT min(id) FROM files)",
+                    [],
+                )
+                .unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    };
+    let keeper = musicfs_search::IndexKeeper::open(&db, &writer, &progress).unwrap();
+    drop(keeper);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    searcher.join().unwrap();
+    assert!(edited.load(Ordering::SeqCst), "no rebuild happened");
+    assert!(searches.load(Ordering::Relaxed) > 10);
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "searches failed or came back empty during the rebuild ({} searches)",
+        searches.load(Ordering::Relaxed)
+    );
+    assert_eq!(titles(&db, "wombat"), set(&["Wombat Serenade"]));
+}

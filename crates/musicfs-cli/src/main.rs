@@ -20,7 +20,7 @@ enum Command {
     /// background (the tree fills in live); `musicfs mount --db DB MOUNTPOINT` only serves.
     Mount(MountArgs),
     /// Scan music folders into the database (same as `musicfs-scan`).
-    Scan(musicfs_scan::cli::Args),
+    Scan(musicfs_cli::scan_cli::Args),
     /// Check the database: SQLite integrity and every invariant of the virtual tree.
     Check {
         #[arg(long, env = "MUSICFS_DB")]
@@ -91,10 +91,10 @@ struct MountArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Mount(args) => {
-            musicfs_scan::cli::init_logging(args.quiet, args.verbose.max(1));
+            musicfs_cli::scan_cli::init_logging(args.quiet, args.verbose.max(1));
             report(mount(args))
         }
-        Command::Scan(args) => musicfs_scan::cli::main_with(args),
+        Command::Scan(args) => musicfs_cli::scan_cli::main_with(args),
         Command::Check { db } => report(check(db)),
         Command::Stats { db } => report(stats(db)),
         Command::Search {
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
                     Some(musicfs_search::SearchError::Syntax { .. })
                 ) =>
             {
-                eprintln!("musicfs: {err:#}");
+                eprintln!("musicfs: {}", musicfs_cli::scan_cli::describe(&err));
                 ExitCode::from(2)
             }
             // `musicfs search x | head`: a closed pipe ends the listing, it is no error.
@@ -171,7 +171,7 @@ fn report(result: anyhow::Result<bool>) -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("musicfs: {err:#}");
+            eprintln!("musicfs: {}", musicfs_cli::scan_cli::describe(&err));
             ExitCode::from(1)
         }
     }
@@ -204,19 +204,14 @@ fn check(db: Option<PathBuf>) -> anyhow::Result<bool> {
 
 fn stats(db: Option<PathBuf>) -> anyhow::Result<bool> {
     let conn = open(db)?;
-    let count = |sql: &str| -> anyhow::Result<i64> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
-    println!("schema version  {}", count("PRAGMA user_version")?);
-    println!("origins         {}", count("SELECT count(*) FROM origins")?);
-    println!("files           {}", count("SELECT count(*) FROM files")?);
-    println!(
-        "unreadable      {}",
-        count("SELECT count(*) FROM files WHERE scan_error IS NOT NULL")?
-    );
-    println!("directories     {}", count("SELECT count(*) FROM dirs")?);
-    println!("entries         {}", count("SELECT count(*) FROM entries")?);
-    let mut stmt = conn.prepare("SELECT name, template FROM views ORDER BY id")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-        let (name, template) = row?;
+    let s = musicfs_db::queries::stats(&conn)?;
+    println!("schema version  {}", s.schema_version);
+    println!("origins         {}", s.origins);
+    println!("files           {}", s.files);
+    println!("unreadable      {}", s.unreadable);
+    println!("directories     {}", s.directories);
+    println!("entries         {}", s.entries);
+    for (name, template) in musicfs_db::queries::views(&conn)? {
         let name = if name.is_empty() {
             "(root)".to_owned()
         } else {
@@ -233,6 +228,15 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
         [music, mountpoint] => (Some(music.clone()), mountpoint.clone()),
         _ => unreachable!("clap enforces 1..=2 paths"),
     };
+    // A mistyped music folder must not mount an empty tree (and create a DB): refuse first.
+    if let Some(music) = &music_dir
+        && let Err(err) = std::fs::read_dir(music)
+    {
+        anyhow::bail!(
+            "{}: cannot read this music folder ({err}); nothing was mounted",
+            music.display()
+        );
+    }
     let db = match args.db {
         Some(db) => db,
         None => {
@@ -259,10 +263,9 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
     cfg.readdirplus = args.readdirplus;
     let mounted = musicfs_fs::mount(cfg)?;
     eprintln!(
-        "musicfs: serving {} at {} (Ctrl-C or `fusermount3 -u {}` to stop)",
+        "musicfs: serving {} at {} (Ctrl-C to stop)",
         db.display(),
         mounted.mountpoint().display(),
-        mounted.mountpoint().display()
     );
     if let Some(music_dir) = music_dir {
         // Delta scan in the background: cheap when nothing changed, fills the tree live when

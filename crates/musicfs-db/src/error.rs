@@ -9,6 +9,16 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(
+        "{path}: no database here; create it with `musicfs-scan --db {path} MUSIC_DIR` or mount \
+         with a music folder"
+    )]
+    Missing { path: PathBuf },
+    #[error(
+        "{path}: damaged, or not a SQLite database ({cause}); `musicfs check --db {path}` \
+         says more; rescanning into a new DB rebuilds it"
+    )]
+    Damaged { path: PathBuf, cause: String },
     #[error("{path}: not a musicfs database (application_id {found:#x})")]
     Foreign { path: PathBuf, found: i64 },
     #[error(

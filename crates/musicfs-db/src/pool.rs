@@ -106,6 +106,11 @@ impl ReadPool {
     /// Opens the pool and checks the DB is a musicfs DB of a schema this build reads. Costs one
     /// connection open and two pragma reads: nothing here grows with the library.
     pub fn open(path: &Path, options: &PoolOptions) -> Result<ReadPool> {
+        if !path.is_file() {
+            return Err(DbError::Missing {
+                path: path.to_owned(),
+            });
+        }
         let identity = identity(path);
         let mode = Self::probe(path)?;
         let pool = Self::build(path, options, mode)?;
@@ -132,6 +137,18 @@ impl ReadPool {
                     .and_then(|c| c.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)));
             match attempt {
                 Ok(_) => return Ok(mode),
+                // Fail at once, whatever the mode: no pool of connections can help.
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                    ) =>
+                {
+                    return Err(DbError::Damaged {
+                        path: path.to_owned(),
+                        cause: e.to_string(),
+                    });
+                }
                 // Not a permission problem (corrupt, not a DB): the checks report it clearly.
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if !matches!(
@@ -322,7 +339,27 @@ impl ReadPool {
                 path.display()
             )));
         }
-        Ok(())
+        // O(1) probes of the tree's anchor rows: a DB whose schema or first pages are damaged
+        // is refused here, not discovered by every request. (Damage deeper in a b-tree shows
+        // on the requests that reach it; `musicfs check` reads everything.)
+        let probe = conn.query_row(
+            "SELECT (SELECT count(*) FROM entries WHERE id = 1) + \
+                    (SELECT count(*) FROM dirs WHERE id = 1) + \
+                    (SELECT count(*) FROM totals WHERE id = 1)",
+            [],
+            |r| r.get::<_, i64>(0),
+        );
+        match probe {
+            Ok(3) => Ok(()),
+            Ok(_) => Err(DbError::Damaged {
+                path: path.to_owned(),
+                cause: "the root of the tree is missing".into(),
+            }),
+            Err(err) => Err(DbError::Damaged {
+                path: path.to_owned(),
+                cause: err.to_string(),
+            }),
+        }
     }
 
     pub fn get(&self) -> Result<ReadConn> {

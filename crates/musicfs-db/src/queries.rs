@@ -311,3 +311,52 @@ pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>> {
         .optional()
         .ctx("setting")
 }
+
+/// The stored views (layout templates): (name, template), in order.
+pub fn views(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, template FROM views ORDER BY id")
+        .ctx("views")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ctx("views")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("views")
+}
+
+/// The id of the origin rooted at `root` (absolute path bytes), if known.
+pub fn origin_id(conn: &Connection, root: &[u8]) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM origins WHERE root = ?1")
+        .ctx("origin_id")?
+        .query_row(params![PathBytes::borrowed(root)], |r| r.get(0))
+        .optional()
+        .ctx("origin_id")
+}
+
+/// `PRAGMA data_version`: changes when another connection commits (free to poll).
+pub fn data_version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .ctx("data_version")
+}
+
+/// What `musicfs stats` shows. O(N) counts: for a user's command, never a hot path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub schema_version: i64,
+    pub origins: i64,
+    pub files: i64,
+    pub unreadable: i64,
+    pub directories: i64,
+    pub entries: i64,
+}
+
+pub fn stats(conn: &Connection) -> Result<Stats> {
+    let count = |sql: &str| -> Result<i64> { conn.query_row(sql, [], |r| r.get(0)).ctx("stats") };
+    Ok(Stats {
+        schema_version: count("PRAGMA user_version")?,
+        origins: count("SELECT count(*) FROM origins")?,
+        files: count("SELECT count(*) FROM files")?,
+        unreadable: count("SELECT count(*) FROM files WHERE scan_error IS NOT NULL")?,
+        directories: count("SELECT count(*) FROM dirs")?,
+        entries: count("SELECT count(*) FROM entries")?,
+    })
+}

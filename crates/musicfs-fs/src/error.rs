@@ -7,11 +7,6 @@ use fuser::Errno;
 pub enum FsError {
     #[error(transparent)]
     Db(#[from] musicfs_db::DbError),
-    #[error(
-        "{path}: no database here; create it with `musicfs-scan --db {path} MUSIC_DIR` or mount \
-         with a music folder"
-    )]
-    NoDatabase { path: PathBuf },
     #[error("{path}: mountpoint must be an existing directory: {source}")]
     Mountpoint {
         path: PathBuf,
@@ -24,6 +19,11 @@ pub enum FsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{path}: the mount disappeared (unmounted from outside, or the FUSE connection was \
+         aborted); exiting with an error so a service manager restarts it"
+    )]
+    Vanished { path: PathBuf },
     #[error("no such entry")]
     NotFound,
     #[error("not a directory")]

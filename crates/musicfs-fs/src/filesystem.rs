@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use musicfs_db::queries;
 
@@ -198,7 +198,7 @@ impl Filesystem for MusicFs {
         reply.ok();
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let job = match self.prepare_open(ino.0, flags) {
             Ok(job) => job,
             Err(err) => {
@@ -209,7 +209,10 @@ impl Filesystem for MusicFs {
         let (handles, passthrough) = (self.handles.clone(), self.passthrough.clone());
         let (path, deadline) = (job.path.clone(), self.io.deadline());
         self.io.run(
-            move || job.open(),
+            {
+                let pid = req.pid();
+                move || job.open(pid)
+            },
             move |outcome| match outcome {
                 Outcome::Done(Ok(file)) => {
                     finish_open(Arc::new(file), ino.0, &handles, &passthrough, reply)
@@ -381,6 +384,22 @@ impl Filesystem for MusicFs {
         } else {
             reply.data(&[]);
         }
+    }
+
+    /// No ioctl is supported. Answered quietly: Python's `open()` asks `isatty` (TCGETS) on
+    /// every file, and a media server opens millions.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
     }
 
     // --- read-only: every mutation answers EROFS ---

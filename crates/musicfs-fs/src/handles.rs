@@ -13,10 +13,7 @@ pub(crate) enum Handle {
     Direct(Arc<BackingFile>),
     /// The kernel reads the backing file itself; the id is held so it lives while the file
     /// is open, and the file so that it is closed off the FUSE threads (see io.rs).
-    Passthrough(
-        #[allow(dead_code)] Arc<BackingId>,
-        #[allow(dead_code)] Arc<BackingFile>,
-    ),
+    Passthrough(#[allow(dead_code)] Arc<BackingId>, Arc<BackingFile>),
 }
 
 /// One page of a directory listing, kept per open directory handle: the kernel asks for ~100
@@ -111,7 +108,41 @@ impl Handles {
         self.dirs.lock().unwrap().remove(&fh);
     }
 
+    /// One line per open file: its real path and the process that opened it.
+    pub(crate) fn holders(&self) -> Vec<String> {
+        let open = self.open.lock().unwrap();
+        let mut lines: Vec<String> = open
+            .values()
+            .map(|h| {
+                let file = match h {
+                    Handle::Direct(f) | Handle::Passthrough(_, f) => f,
+                };
+                // FUSE names the opening thread: show its process.
+                let pid = process_of(file.pid);
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim().to_owned())
+                    .unwrap_or_else(|_| "exited".into());
+                format!("{} (pid {pid} {comm})", file.path.display())
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
     pub(crate) fn open_count(&self) -> usize {
         self.open.lock().unwrap().len()
     }
+}
+
+/// The process (thread group) of thread `tid`, or `tid` itself if it is gone.
+fn process_of(tid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
 }

@@ -130,6 +130,8 @@ pub(crate) struct BackingFile {
     /// The size the DB (and the kernel) knows: reads never go past it.
     pub size: u64,
     pub path: PathBuf,
+    /// The process that opened it (for "who holds the mount").
+    pub pid: u32,
     /// On a filesystem whose server can stop answering ([`on_network_fs`]).
     pub on_network_fs: bool,
     /// `RWF_NOWAIT` is refused by this file's filesystem (FUSE, some network filesystems):
@@ -138,8 +140,9 @@ pub(crate) struct BackingFile {
 }
 
 impl BackingFile {
-    pub(crate) fn new(file: File, size: u64, path: PathBuf) -> BackingFile {
+    pub(crate) fn new(file: File, size: u64, path: PathBuf, pid: u32) -> BackingFile {
         BackingFile {
+            pid,
             on_network_fs: on_network_fs(&file),
             file,
             size,

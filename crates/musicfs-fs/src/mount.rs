@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ pub struct MountConfig {
     /// moka capacities, in entries.
     pub lookup_cache: u64,
     pub attr_cache: u64,
+    /// How long a cached answer may live even if no change touches it: bounds the harm of
+    /// an invalidation missed for any reason.
+    pub cache_ttl: Duration,
     /// FUSE worker threads, each with its own cloned /dev/fuse fd.
     pub threads: usize,
     /// Use kernel FUSE passthrough for reads when the kernel and privileges allow.
@@ -65,6 +68,7 @@ impl MountConfig {
             // a mount stays under ~64 MiB whatever is walked.
             lookup_cache: 65_536,
             attr_cache: 65_536,
+            cache_ttl: Duration::from_secs(60),
             threads: 4,
             passthrough: true,
             readdirplus: false,
@@ -92,13 +96,16 @@ pub struct Mounted {
     handles: Arc<Handles>,
     vm_kilosteps: Arc<AtomicU64>,
     mountpoint: PathBuf,
+    /// This instance unmounted or detached its mount already.
+    unmounted: bool,
 }
 
 /// Mounts the DB's tree at the mountpoint and returns at once; requests are served by
 /// background threads. O(1): opens the pool and reads two pragmas, whatever the library size.
 pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
+    // The DB first: "no database here" says more than anything about the mountpoint.
     if !cfg.db.is_file() {
-        return Err(FsError::NoDatabase { path: cfg.db });
+        return Err(musicfs_db::DbError::Missing { path: cfg.db }.into());
     }
     let mountpoint = std::fs::canonicalize(&cfg.mountpoint)
         .and_then(|p| {
@@ -120,7 +127,7 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
     pool_options.max_size = pool_options.max_size.max(cfg.threads as u32 + 1);
     pool_options.vm_kilosteps = Some(vm_kilosteps.clone());
     let pool = ReadPool::open(&cfg.db, &pool_options)?;
-    let caches = Arc::new(Caches::new(cfg.lookup_cache, cfg.attr_cache));
+    let caches = Arc::new(Caches::new(cfg.lookup_cache, cfg.attr_cache, cfg.cache_ttl));
     let handles = Arc::new(Handles::default());
     let fs = MusicFs {
         pool: pool.clone(),
@@ -193,6 +200,7 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
         handles,
         vm_kilosteps,
         mountpoint,
+        unmounted: false,
     })
 }
 
@@ -216,21 +224,69 @@ impl Mounted {
         self.session.as_ref().is_none_or(|s| s.guard.is_finished())
     }
 
-    /// Blocks until SIGINT or SIGTERM (then unmounts) or until unmounted from outside.
+    /// Blocks until SIGINT or SIGTERM, then unmounts. A mount that disappears underneath
+    /// (unmounted from outside, the FUSE connection aborted) is an error, so a service manager
+    /// restarts it. If files are still open the mount is detached and this waits for them to
+    /// close: a second signal lists the processes holding them, a third stops at once.
     pub fn wait(mut self) -> Result<(), FsError> {
         use signal_hook::consts::{SIGINT, SIGTERM};
-        let flag = Arc::new(AtomicBool::new(false));
+        let signals = Arc::new(AtomicUsize::new(0));
         for sig in [SIGINT, SIGTERM] {
-            signal_hook::flag::register(sig, flag.clone()).map_err(|source| FsError::Mount {
+            let signals = signals.clone();
+            // SAFETY: the handler only increments an atomic (async-signal-safe).
+            unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    signals.fetch_add(1, Ordering::SeqCst);
+                })
+            }
+            .map_err(|source| FsError::Mount {
                 path: self.mountpoint.clone(),
                 source,
             })?;
         }
-        while !flag.load(Ordering::Relaxed) && !self.is_finished() {
+        while signals.load(Ordering::SeqCst) == 0 {
+            if self.is_finished() {
+                self.stop_watcher();
+                self.forget_session();
+                return Err(FsError::Vanished {
+                    path: self.mountpoint.clone(),
+                });
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         tracing::info!(mountpoint = %self.mountpoint.display(), "unmounting");
-        self.shutdown()
+        if !self.detach()? {
+            return self.shutdown();
+        }
+        eprintln!(
+            "musicfs: {} is busy: detached, still serving {} open file(s) until they are \
+             closed. Ctrl-C again to see who holds them.",
+            self.mountpoint.display(),
+            self.open_files()
+        );
+        let mut handled = 1;
+        while !self.is_finished() {
+            let now = signals.load(Ordering::SeqCst);
+            if now > handled {
+                handled = now;
+                if handled == 2 {
+                    eprintln!("musicfs: open files:");
+                    for holder in self.handles.holders() {
+                        eprintln!("  {holder}");
+                    }
+                    eprintln!(
+                        "musicfs: Ctrl-C once more to stop now (those players get read errors)."
+                    );
+                } else {
+                    eprintln!("musicfs: stopping with files still open");
+                    self.forget_session();
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.forget_session();
+        Ok(())
     }
 
     /// Unmounts and waits for the worker threads.
@@ -238,34 +294,69 @@ impl Mounted {
         self.shutdown()
     }
 
-    /// Unmounts, then waits for the session to end. When a file or directory is still open
-    /// (a player, a shell's cwd) the mount is detached instead: it disappears from the
-    /// namespace at once, open files keep reading, and the session ends after the last close.
-    fn shutdown(&mut self) -> Result<(), FsError> {
+    fn stop_watcher(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(w) = self.watcher.take() {
             let _ = w.join();
         }
-        let Some(session) = self.session.take() else {
-            return Ok(());
+    }
+
+    /// Unmounts; if a file or directory is still open (a player, a shell's cwd), detaches
+    /// instead: the mount leaves the namespace at once, open files keep reading, and the
+    /// session ends after the last close. Returns whether it detached.
+    fn detach(&mut self) -> Result<bool, FsError> {
+        self.stop_watcher();
+        let Some(session) = self.session.as_ref() else {
+            return Ok(false);
         };
+        if session.guard.is_finished() || self.unmounted {
+            return Ok(false);
+        }
+        // Whatever happens next, never unmount this path again: it may soon hold another mount.
+        self.unmounted = true;
         let err = |source| FsError::Mount {
             path: self.mountpoint.clone(),
             source,
         };
-        if !session.guard.is_finished() {
-            match unmount(&self.mountpoint, false) {
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    unmount(&self.mountpoint, true).map_err(err)?;
-                    tracing::warn!(
-                        mountpoint = %self.mountpoint.display(),
-                        "mount busy: detached; serving open files until they are closed"
-                    );
-                }
-                other => other.map_err(err)?,
+        match unmount(&self.mountpoint, false) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                unmount(&self.mountpoint, true).map_err(err)?;
+                tracing::warn!(
+                    mountpoint = %self.mountpoint.display(),
+                    "mount busy: detached; serving open files until they are closed"
+                );
+                Ok(true)
+            }
+            other => other.map(|()| false).map_err(err),
+        }
+    }
+
+    /// Once the session thread has ended: lets the session go *without* fuser unmounting the
+    /// mountpoint by path. By then this mount is gone (unmounted or detached), and the path
+    /// may hold a newer mount, another instance's, which must not be touched.
+    fn forget_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            if session.guard.is_finished() {
+                std::mem::forget(session);
+            } else {
+                // Still running (stopping with files open): leave it to the process exit.
+                std::mem::forget(session);
             }
         }
-        session.join().map_err(err)
+    }
+
+    /// Unmounts (detaching if busy) and waits for the session to end.
+    fn shutdown(&mut self) -> Result<(), FsError> {
+        self.detach()?;
+        while self
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.guard.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.forget_session();
+        Ok(())
     }
 }
 

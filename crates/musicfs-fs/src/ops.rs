@@ -47,10 +47,11 @@ impl MusicFs {
         if let Some(node) = self.caches.attr(ino) {
             return Ok(node);
         }
+        let ticket = self.caches.ticket();
         let conn = self.pool.get()?;
         let row = queries::entry(&conn, ino as i64)?.ok_or(FsError::NotFound)?;
         let node = Node::from_row(&row);
-        self.caches.put_attr(node);
+        self.caches.put_attr(ticket, node);
         Ok(node)
     }
 
@@ -62,12 +63,13 @@ impl MusicFs {
         if let Some(hit) = self.caches.lookup(parent, name) {
             return Ok(hit);
         }
+        let ticket = self.caches.ticket();
         let conn = self.pool.get()?;
         let node = queries::lookup(&conn, parent as i64, name)?.map(|r| Node::from_row(&r));
         if node.is_none() && queries::entry(&conn, parent as i64)?.is_none() {
             return Err(FsError::NotFound); // the directory itself is gone: not cacheable
         }
-        self.caches.put_lookup(parent, name, node);
+        self.caches.put_lookup(ticket, parent, name, node);
         Ok(node)
     }
 
@@ -204,7 +206,7 @@ pub(crate) struct OpenJob {
 impl OpenJob {
     /// Opens the backing file beneath its music folder and checks its size against the DB
     /// (never bytes under a stale size). May block on the disk: call on a blocking thread.
-    pub(crate) fn open(self) -> Result<BackingFile> {
+    pub(crate) fn open(self, pid: u32) -> Result<BackingFile> {
         let file = crate::backing::open_beneath(&self.backing.root, &self.backing.rel, || {
             outside_policy(&self.pool)
         })
@@ -232,7 +234,7 @@ impl OpenJob {
                 disk,
             });
         }
-        Ok(BackingFile::new(file, self.size, self.path))
+        Ok(BackingFile::new(file, self.size, self.path, pid))
     }
 }
 

@@ -36,9 +36,8 @@ impl Watcher {
             Ok(c) => c,
             Err(err) => return tracing::error!("live updates disabled: {err}"),
         };
-        let data_version = |conn: &rusqlite::Connection| -> Option<i64> {
-            conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
-        };
+        let data_version =
+            |conn: &rusqlite::Connection| -> Option<i64> { queries::data_version(conn).ok() };
         let mut seen_version = data_version(&conn);
         let mut cursor = match queries::changes_range(&conn) {
             Ok((_, newest)) => newest,

@@ -19,7 +19,7 @@ pub enum ScanError {
     },
     #[error("{root}: refusing to scan: {reason}")]
     Refused { root: PathBuf, reason: String },
-    #[error("{root}: origin root must be an absolute path to a directory: {source}")]
+    #[error("{root}: cannot scan this music folder: {source}")]
     BadRoot {
         root: PathBuf,
         source: std::io::Error,

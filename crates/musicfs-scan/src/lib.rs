@@ -9,7 +9,6 @@
 //!   is completed by the next run;
 //! - memory is bounded by the largest single folder and the writer channel, not the library.
 
-pub mod cli;
 mod config;
 mod error;
 mod lock;

@@ -178,10 +178,7 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
     }
     let summary = counters.summary(started.elapsed().as_secs_f64());
     if summary.added + summary.changed + summary.removed + summary.relayout > 0 {
-        // Keep the WAL small for readers; PASSIVE never blocks a mount.
-        let _ = writer
-            .conn()
-            .execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+        writer.checkpoint();
     }
     Ok(summary)
 }
@@ -199,20 +196,7 @@ fn choose_layout(writer: &Writer, cfg: &ScanConfig) -> Result<Layout, ScanError>
     if !cfg.templates.is_empty() {
         return Ok(Layout::new(&cfg.templates, case_insensitive)?);
     }
-    let mut stmt = writer
-        .conn()
-        .prepare("SELECT name, template FROM views ORDER BY id")
-        .map_err(|source| musicfs_db::DbError::Query {
-            query: "views",
-            source,
-        })?;
-    let stored: Vec<(String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(|source| musicfs_db::DbError::Query {
-            query: "views",
-            source,
-        })?;
+    let stored = queries::views(writer.conn())?;
     if stored.is_empty() {
         let mut layout = Layout::default_layout();
         layout.case_insensitive = case_insensitive;
@@ -234,14 +218,7 @@ fn check_root(
     })?;
     let canonical = fs::canonicalize(&absolute).unwrap_or_else(|_| absolute.clone());
     let known_files = |path: &Path| -> Result<bool, ScanError> {
-        let origin: Option<i64> = writer
-            .conn()
-            .query_row(
-                "SELECT id FROM origins WHERE root = ?1",
-                [musicfs_db::PathBytes::borrowed(path.as_os_str().as_bytes())],
-                |r| r.get(0),
-            )
-            .ok();
+        let origin = queries::origin_id(writer.conn(), path.as_os_str().as_bytes())?;
         Ok(match origin {
             Some(id) => queries::origin_has_files(writer.conn(), id)?,
             None => false,

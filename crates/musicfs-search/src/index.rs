@@ -224,7 +224,13 @@ impl SearchIndex {
                 });
             }
             exchange(&building, dir).map_err(io)?;
-            remove_ours(&building)?;
+            // The old index now sits at `building`. A reader that read its meta.json just
+            // before the swap opens its segment files a moment later: give it that moment.
+            // (If the process exits first, the next rebuild clears it.)
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                let _ = remove_ours(&building);
+            });
         } else {
             std::fs::rename(&building, dir).map_err(io)?;
         }

@@ -148,8 +148,9 @@ impl IndexKeeper {
         })
     }
 
-    /// Every file of the DB into the (empty) index; clears the log rows this covers and
-    /// returns the newest of them (rows logged after it started must still be applied).
+    /// Every file of the DB into the (empty) index, committed. Returns the newest log row it
+    /// covers (rows logged after it started must still be applied); clears nothing: the new
+    /// index is not in place yet.
     fn rebuild(
         &mut self,
         writer: &Writer,
@@ -179,7 +180,6 @@ impl IndexKeeper {
         self.writer
             .commit()
             .map_err(index_error(self.index.dir()))?;
-        search_rows::search_queue_clear(writer.conn(), covered).map_err(db_error)?;
         Ok(covered)
     }
 

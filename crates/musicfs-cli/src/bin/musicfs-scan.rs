@@ -7,9 +7,9 @@ use clap::Parser;
 #[command(version, about)]
 struct Cli {
     #[command(flatten)]
-    args: musicfs_scan::cli::Args,
+    args: musicfs_cli::scan_cli::Args,
 }
 
 fn main() -> std::process::ExitCode {
-    musicfs_scan::cli::main_with(Cli::parse().args)
+    musicfs_cli::scan_cli::main_with(Cli::parse().args)
 }

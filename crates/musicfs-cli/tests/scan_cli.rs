@@ -1,5 +1,6 @@
 //! The `musicfs-scan` binary as cron runs it: exit codes, JSON, kill -9, other users.
 
+#[path = "../../musicfs-scan/tests/common/mod.rs"]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

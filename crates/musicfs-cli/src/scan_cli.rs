@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::{ScanConfig, ScanError, scan};
 use anyhow::{Context, bail};
+use musicfs_scan::{ScanConfig, ScanError, scan};
 
 /// Exit codes (documented in the README).
 const EXIT_FATAL: u8 = 1;
@@ -84,7 +84,7 @@ pub fn main_with(args: Args) -> ExitCode {
     match run(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("musicfs-scan: {err:#}");
+            eprintln!("musicfs-scan: {}", describe(&err));
             let code = match err.downcast_ref::<ScanError>() {
                 Some(ScanError::Locked { .. }) => EXIT_LOCKED,
                 Some(ScanError::Refused { .. }) => EXIT_REFUSED,
@@ -223,4 +223,18 @@ pub fn init_logging(quiet: bool, verbose: u8) {
             default_hook(info);
         }
     }));
+}
+
+/// The error and its causes, each cause added only if the message does not already say it
+/// (our errors spell their source out; `{:#}` would print it twice).
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

@@ -1,0 +1,4 @@
+//! Code shared by the `musicfs` and `musicfs-scan` binaries. Binary-facing: errors are
+//! `anyhow` here, typed in every library crate below.
+
+pub mod scan_cli;
