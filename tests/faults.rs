@@ -86,13 +86,28 @@ fn a_corrupt_database_is_a_clear_error_for_scan_and_mount() {
             || message.contains("not a database"),
         "{message}"
     );
-    // `musicfs check` names the damage.
+    // The mount refuses it at once, saying why (not: mounts, then fails every request).
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let err = musicfs_fs::mount(musicfs_fs::MountConfig::new(&db, &mnt))
+        .err()
+        .expect("a corrupt DB must not be mounted");
+    assert!(err.to_string().contains("damaged"), "{err}");
+    assert!(!musicfs_fs::is_mount_point(
+        &std::fs::canonicalize(&mnt).unwrap()
+    ));
+    // `musicfs check` names the damage: as problems, or as SQLite's own "malformed".
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let problems = musicfs_db::check_consistency(&conn);
-    assert!(
-        problems.map(|p| !p.is_empty()).unwrap_or(true),
-        "check found nothing wrong"
-    );
+    match musicfs_db::check_consistency(&conn) {
+        Ok(problems) => assert!(!problems.is_empty(), "check found nothing wrong"),
+        Err(err) => {
+            let text = format!("{err}");
+            assert!(
+                text.contains("malformed") || text.contains("corrupt"),
+                "{text}"
+            );
+        }
+    }
 }
 
 fn walked_files(mnt: &Path) -> Vec<String> {

@@ -66,18 +66,34 @@ fn a_100k_entry_directory_lists_completely_and_stably_while_the_scanner_writes()
         "a name was listed twice"
     );
 
-    // Now list again while a writer removes 2,000 artists and adds 2,000 new ones, committing
-    // in small batches: every artist that stays must be listed exactly once.
+    // The kernel now holds that listing (FOPEN_CACHE_DIR): a second one in this mount would
+    // not reach musicfs. Remount, so the listing below is paged out of the DB for real.
+    mounted.unmount().unwrap();
+    let mounted = musicfs_fs::mount(MountConfig::new(&db, &mnt)).unwrap();
+
+    // List again, slowly, while a writer removes 2,000 artists and adds 2,000 new ones,
+    // committing in small batches: every artist that stays must be listed exactly once.
     let doomed: HashSet<String> = (0..2_000u64)
         .map(|a| format!("Artist {:07}", a * 50))
         .collect();
+    let commits_during = std::sync::atomic::AtomicUsize::new(0);
+    let listing_done = std::sync::atomic::AtomicBool::new(false);
+    let started = std::sync::Barrier::new(2);
     let listing = std::thread::scope(|s| {
         let lister = s.spawn(|| {
-            std::fs::read_dir(&mnt)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect::<Vec<_>>()
+            let mut names = Vec::new();
+            let mut entries = std::fs::read_dir(&mnt).unwrap();
+            started.wait();
+            for (i, e) in entries.by_ref().enumerate() {
+                names.push(e.unwrap().file_name().into_string().unwrap());
+                if i % 500 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            }
+            listing_done.store(true, std::sync::atomic::Ordering::SeqCst);
+            names
         });
+        started.wait();
         let mut w = Writer::open(&db).unwrap();
         let track = musicfs_tags::Track::default();
         for batch in 0..20u64 {
@@ -97,6 +113,7 @@ fn a_100k_entry_directory_lists_completely_and_stably_while_the_scanner_writes()
                             track: &track,
                             scan_error: None,
                             scan_retry: false,
+                            identity: None,
                         },
                     )
                     .unwrap();
@@ -104,9 +121,17 @@ fn a_100k_entry_directory_lists_completely_and_stably_while_the_scanner_writes()
                 w.place(id, &[(id, &comps)], "flac", &Plain, true).unwrap();
             }
             w.commit().unwrap();
+            if !listing_done.load(std::sync::atomic::Ordering::SeqCst) {
+                commits_during.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
         }
         lister.join().unwrap()
     });
+    let overlapped = commits_during.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        overlapped >= 5,
+        "only {overlapped} of 20 commits landed while the listing ran"
+    );
     let mut seen = HashSet::new();
     for name in &listing {
         assert!(

@@ -6,6 +6,16 @@ pub mod flaky_origin;
 
 use std::process::Command;
 
+/// A test's prerequisite is missing. On a developer's machine: a loud skip. In CI (`CI` set, as
+/// `.ci/run` runs): a failure, since `.ci/run` provides every prerequisite and a skip there
+/// would hide a test that no longer runs.
+pub fn missing_prerequisite(what: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+        panic!("prerequisite missing in CI: {what}");
+    }
+    eprintln!("\n*** SKIPPED: {what} ***\n");
+}
+
 /// The shared real-world corpus (`../shared/corpus` beside the checkout, or `$MUSICFS_CORPUS`).
 /// `None`, with a loud message, when it is absent: tests that need it skip.
 pub fn shared_corpus() -> Option<PathBuf> {
@@ -15,11 +25,10 @@ pub fn shared_corpus() -> Option<PathBuf> {
     if path.is_dir() {
         Some(path)
     } else {
-        eprintln!(
-            "\n*** SKIPPED: no corpus at {} (set MUSICFS_CORPUS or put shared/ beside the \
-             checkout) ***\n",
+        missing_prerequisite(&format!(
+            "no corpus at {} (set MUSICFS_CORPUS or put shared/ beside the checkout)",
             path.display()
-        );
+        ));
         None
     }
 }
@@ -38,10 +47,10 @@ pub fn registry_corpus() -> Option<PathBuf> {
             .join("musicfs/corpus"),
     };
     let Ok(manifest) = std::fs::read_to_string(path.join("MANIFEST.tsv")) else {
-        eprintln!(
-            "\n*** SKIPPED: no registry corpus at {} (run `python3 tools/fetch_corpus.py`) ***\n",
+        missing_prerequisite(&format!(
+            "no registry corpus at {} (run `python3 tools/fetch_corpus.py`)",
             path.display()
-        );
+        ));
         return None;
     };
     for line in manifest.lines().skip(1) {
@@ -230,7 +239,7 @@ impl Tmpfs {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            eprintln!("\n*** SKIPPED: cannot mount a tmpfs here (needs root) ***\n");
+            missing_prerequisite("cannot mount a tmpfs here (needs root)");
         }
         ok.then(|| Tmpfs(dir.to_owned()))
     }

@@ -134,7 +134,13 @@ impl ReadPool {
         for mode in [OpenMode::Shared, OpenMode::ReadOnly, OpenMode::Immutable] {
             let attempt =
                 rusqlite::Connection::open_with_flags(Self::target(path, mode), Self::flags(mode))
-                    .and_then(|c| c.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)));
+                    // Parses the schema (pages past the header): a damaged one fails here, at
+                    // once, not later as a pool that cannot make connections.
+                    .and_then(|c| {
+                        c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                    });
             match attempt {
                 Ok(_) => return Ok(mode),
                 // Fail at once, whatever the mode: no pool of connections can help.

@@ -34,11 +34,24 @@ pub enum EntryKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
     pub id: i64,
+    pub folder_id: i64,
     pub name: Vec<u8>,
     pub size: i64,
     pub mtime_ns: i64,
     /// The last read failed for a transient reason: read again even if unchanged.
     pub retry: bool,
+    /// `files.ino`: NULL for rows older than schema version 7, until listed once.
+    pub ino: Option<i64>,
+}
+
+/// A stored file found by its (device, inode): a candidate for "moved here".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileByIdentity {
+    pub id: i64,
+    pub folder_id: i64,
+    pub name: Vec<u8>,
+    pub size: i64,
+    pub mtime_ns: i64,
 }
 
 macro_rules! entry_select {
@@ -61,9 +74,11 @@ pub const READDIR_NAMES: &str = "SELECT id, name, file_id IS NOT NULL FROM entri
 pub const FOLDER_ID: &str = "SELECT id FROM folders WHERE origin_id = ?1 AND path = ?2";
 pub const CHILD_FOLDERS: &str = "SELECT id, path FROM folders WHERE parent_id = ?1";
 pub const FOLDER_FILES: &str =
-    "SELECT id, name, size, mtime_ns, scan_retry FROM files WHERE folder_id = ?1";
-pub const FILE_IN_FOLDER: &str =
-    "SELECT id, name, size, mtime_ns, scan_retry FROM files WHERE folder_id = ?1 AND name = ?2";
+    "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id FROM files WHERE folder_id = ?1";
+pub const FILE_IN_FOLDER: &str = "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id FROM files \
+     WHERE folder_id = ?1 AND name = ?2";
+pub const FILES_BY_IDENTITY: &str =
+    "SELECT id, folder_id, name, size, mtime_ns FROM files WHERE ino = ?2 AND dev = ?1";
 pub const BACKING_PATH: &str = "SELECT o.id, o.root, d.path, f.name FROM files f \
      JOIN folders d ON d.id = f.folder_id JOIN origins o ON o.id = d.origin_id WHERE f.id = ?1";
 pub const SKIPPED_NAMES: &str = "SELECT name FROM skipped WHERE folder_id = ?1";
@@ -102,6 +117,8 @@ fn stored_file(r: &Row<'_>) -> rusqlite::Result<StoredFile> {
         size: r.get(2)?,
         mtime_ns: r.get(3)?,
         retry: r.get(4)?,
+        ino: r.get(5)?,
+        folder_id: r.get(6)?,
     })
 }
 
@@ -359,4 +376,37 @@ pub fn stats(conn: &Connection) -> Result<Stats> {
         directories: count("SELECT count(*) FROM dirs")?,
         entries: count("SELECT count(*) FROM entries")?,
     })
+}
+
+/// Stored files with this (device, inode) (more than one only for hard links).
+pub fn files_by_identity(conn: &Connection, dev: i64, ino: i64) -> Result<Vec<FileByIdentity>> {
+    let mut stmt = conn
+        .prepare_cached(FILES_BY_IDENTITY)
+        .ctx("files_by_identity")?;
+    let rows = stmt
+        .query_map(params![dev, ino], |r| {
+            Ok(FileByIdentity {
+                id: r.get(0)?,
+                folder_id: r.get(1)?,
+                name: r.get::<_, PathBytes>(2)?.into_vec(),
+                size: r.get(3)?,
+                mtime_ns: r.get(4)?,
+            })
+        })
+        .ctx("files_by_identity")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .ctx("files_by_identity")
+}
+
+/// A stored file's tags (to re-place it without reading audio).
+pub fn stored_track(conn: &Connection, file_id: i64) -> Result<Option<musicfs_tags::Track>> {
+    let sql = format!(
+        "SELECT {} FROM files WHERE id = ?1",
+        crate::writer::TRACK_COLUMNS
+    );
+    conn.prepare_cached(&sql)
+        .ctx("stored_track")?
+        .query_row(params![file_id], |r| crate::writer::track_from_row(r, 0))
+        .optional()
+        .ctx("stored_track")
 }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/004_search.sql"),
     include_str!("../../../sql/005_skipped.sql"),
     include_str!("../../../sql/006_name_counters.sql"),
+    include_str!("../../../sql/007_file_identity.sql"),
 ];
 
 /// The schema version this build writes and reads.

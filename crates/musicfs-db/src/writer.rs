@@ -23,6 +23,8 @@ pub struct FileRecord<'a> {
     pub scan_error: Option<&'a str>,
     /// The read failed for a transient reason (`files.scan_retry`).
     pub scan_retry: bool,
+    /// (device, inode) as listed (`files.dev`, `files.ino`).
+    pub identity: Option<(i64, i64)>,
 }
 
 /// Naming rules of the virtual tree, supplied by the layout: the DB crate stores names, the
@@ -59,11 +61,11 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-const TRACK_COLUMNS: &str = "format, duration_ms, bitrate_kbps, sample_rate, bit_depth, channels, \
+pub(crate) const TRACK_COLUMNS: &str = "format, duration_ms, bitrate_kbps, sample_rate, bit_depth, channels, \
      title, artist, album, albumartist, genre, date, year, track, tracktotal, disc, disctotal, \
      compilation";
 
-fn track_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Track> {
+pub(crate) fn track_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Track> {
     Ok(Track {
         format: r.get(at)?,
         duration_ms: r.get::<_, Option<i64>>(at + 1)?.map(|d| d.max(0) as u64),
@@ -220,9 +222,9 @@ impl Writer {
         }
         let sql = format!(
             "INSERT INTO files (folder_id, name, size, mtime_ns, ext, scan_error, scanned_ns, \
-             {TRACK_COLUMNS}, scan_retry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+             {TRACK_COLUMNS}, scan_retry, dev, ino) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
              ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-             ?26) \
+             ?26, ?27, ?28) \
              ON CONFLICT (folder_id, name) DO UPDATE SET size = excluded.size, \
              mtime_ns = excluded.mtime_ns, ext = excluded.ext, scan_error = excluded.scan_error, \
              scanned_ns = excluded.scanned_ns, format = excluded.format, \
@@ -232,7 +234,8 @@ impl Writer {
              album = excluded.album, albumartist = excluded.albumartist, genre = excluded.genre, \
              date = excluded.date, year = excluded.year, track = excluded.track, \
              tracktotal = excluded.tracktotal, disc = excluded.disc, disctotal = excluded.disctotal, \
-             compilation = excluded.compilation, scan_retry = excluded.scan_retry RETURNING id"
+             compilation = excluded.compilation, scan_retry = excluded.scan_retry, \
+             dev = excluded.dev, ino = excluded.ino RETURNING id"
         );
         self.conn
             .prepare_cached(&sql)
@@ -265,6 +268,8 @@ impl Writer {
                     t.disctotal,
                     t.compilation.then_some(1),
                     rec.scan_retry,
+                    rec.identity.map(|i| i.0),
+                    rec.identity.map(|i| i.1),
                 ],
                 |r| r.get(0),
             )
@@ -353,23 +358,113 @@ impl Writer {
         Ok(())
     }
 
-    /// Removes a folder, its subfolders and all their files. Returns the files removed.
-    pub fn remove_folder(&self, folder_id: i64) -> Result<u64> {
-        let mut removed = 0;
-        for (child, _) in crate::queries::child_folders(&self.conn, folder_id)? {
-            removed += self.remove_folder(child)?;
-        }
-        for file in crate::queries::folder_files(&self.conn, folder_id)? {
-            self.remove_file(file.id)?;
-            removed += 1;
-        }
-        self.set_skipped(folder_id, &[])?;
+    /// Moves a file's row from `from` (folder id, name) to `to` (a file moved on disk),
+    /// keeping its id and tags; the caller re-places its entries. Returns false, changing
+    /// nothing, if the row is no longer at `from` (another link claimed it first).
+    pub fn move_file(&self, file_id: i64, from: (i64, &[u8]), to: (i64, &[u8])) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE files SET folder_id = ?4, name = ?5 \
+                 WHERE id = ?1 AND folder_id = ?2 AND name = ?3",
+            )
+            .ctx("move_file")?
+            .execute(params![
+                file_id,
+                from.0,
+                PathBytes::borrowed(from.1),
+                to.0,
+                PathBytes::borrowed(to.1)
+            ])
+            .ctx("move_file")?;
+        Ok(n == 1)
+    }
+
+    /// Records a file's (device, inode).
+    pub fn set_identity(&self, file_id: i64, identity: (i64, i64)) -> Result<()> {
         self.conn
-            .prepare_cached("DELETE FROM folders WHERE id = ?1")
+            .prepare_cached("UPDATE files SET dev = ?2, ino = ?3 WHERE id = ?1")
+            .ctx("set_identity")?
+            .execute(params![file_id, identity.0, identity.1])
+            .ctx("set_identity")?;
+        Ok(())
+    }
+
+    /// Removes the file if it is still `name` in folder `folder_id` (it may have been moved
+    /// since it was found missing there). Returns whether it was removed.
+    pub fn remove_file_at(&self, file_id: i64, folder_id: i64, name: &[u8]) -> Result<bool> {
+        let there: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM files WHERE id = ?1 AND folder_id = ?2 AND name = ?3)",
+            )
+            .ctx("remove_file_at")?
+            .query_row(params![file_id, folder_id, PathBytes::borrowed(name)], |r| {
+                r.get(0)
+            })
+            .ctx("remove_file_at")?;
+        if there {
+            self.remove_file(file_id)?;
+        }
+        Ok(there)
+    }
+
+    /// Removes up to `limit` files of a folder's subtree (the folder, its subfolders, theirs);
+    /// once none is left, the folders themselves. Returns (files removed, done). Call again in
+    /// later transactions until done: a folder of a million files is removed in bounded
+    /// transactions, each leaving a consistent DB (a folder row without files is harmless).
+    pub fn remove_folder_page(&self, folder_id: i64, limit: u32) -> Result<(u64, bool)> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached(
+                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL \
+                 SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id) \
+                 SELECT id FROM files WHERE folder_id IN sub LIMIT ?2",
+            )
+            .ctx("remove_folder")?
+            .query_map(params![folder_id, limit], |r| r.get(0))
+            .ctx("remove_folder")?
+            .collect::<rusqlite::Result<_>>()
+            .ctx("remove_folder")?;
+        for id in &ids {
+            self.remove_file(*id)?;
+        }
+        if ids.len() as u32 >= limit.max(1) {
+            return Ok((ids.len() as u64, false));
+        }
+        // No file left below: the folder rows go, in one statement (children with parents).
+        self.conn
+            .prepare_cached(
+                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL \
+                 SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id) \
+                 DELETE FROM skipped WHERE folder_id IN sub",
+            )
             .ctx("remove_folder")?
             .execute(params![folder_id])
             .ctx("remove_folder")?;
-        Ok(removed)
+        self.conn
+            .prepare_cached(
+                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL \
+                 SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id) \
+                 DELETE FROM folders WHERE id IN sub",
+            )
+            .ctx("remove_folder")?
+            .execute(params![folder_id])
+            .ctx("remove_folder")?;
+        Ok((ids.len() as u64, true))
+    }
+
+    /// Removes a folder, its subfolders and all their files in this transaction. Returns the
+    /// files removed. (The scanner uses [`Writer::remove_folder_page`] to stay bounded.)
+    pub fn remove_folder(&self, folder_id: i64) -> Result<u64> {
+        let mut removed = 0;
+        loop {
+            let (n, done) = self.remove_folder_page(folder_id, u32::MAX)?;
+            removed += n;
+            if done {
+                return Ok(removed);
+            }
+        }
     }
 
     /// Replaces the folder's skipped files (`skipped`): (name bytes, reason).

@@ -49,6 +49,7 @@ fn hot_queries_use_indexes() {
     assert_indexed(c, "child folders", queries::CHILD_FOLDERS, 1);
     assert_indexed(c, "backing path", queries::BACKING_PATH, 1);
     assert_indexed(c, "skipped of a folder", queries::SKIPPED_NAMES, 1);
+    assert_indexed(c, "files by identity", queries::FILES_BY_IDENTITY, 2);
     assert_indexed(c, "origin has files", queries::ORIGIN_HAS_FILES, 1);
     assert_indexed(
         c,

@@ -44,6 +44,7 @@ fn add(w: &Writer, name: &[u8], path: &[&str], policy: &dyn NamePolicy) -> i64 {
                 track: &track,
                 scan_error: None,
                 scan_retry: false,
+                identity: None,
             },
         )
         .unwrap();

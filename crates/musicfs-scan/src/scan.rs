@@ -160,6 +160,11 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
             };
             workers.install(|| walk.folder(Vec::new()));
         }
+        // Removals were held back until every folder was seen; apply them only after a walk
+        // that was not cut short (a lost origin, a DB error): never delete on doubt.
+        let whole = !stop.load(std::sync::atomic::Ordering::Relaxed)
+            && origin_lost.lock().unwrap().is_none();
+        let _ = tx.send(write::Op::WalkDone { removals: whole });
         drop(tx);
         writer_thread.join().expect("writer thread panicked")
     });

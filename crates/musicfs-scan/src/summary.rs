@@ -12,6 +12,8 @@ pub struct Summary {
     pub errors: u64,
     /// Files re-rendered from stored tags after a layout change.
     pub relayout: u64,
+    /// Files found moved or renamed within their origin: followed, not read again.
+    pub moved: u64,
     pub seconds: f64,
 }
 
@@ -35,6 +37,7 @@ pub(crate) struct Counters {
     pub unchanged: AtomicU64,
     pub errors: AtomicU64,
     pub relayout: AtomicU64,
+    pub moved: AtomicU64,
 }
 
 impl Counters {
@@ -50,6 +53,7 @@ impl Counters {
             unchanged: self.unchanged.load(Relaxed),
             errors: self.errors.load(Relaxed),
             relayout: self.relayout.load(Relaxed),
+            moved: self.moved.load(Relaxed),
             seconds,
         }
     }

@@ -17,7 +17,7 @@ use musicfs_tags::{Track, audio_extension, read_tracks_within};
 use rayon::prelude::*;
 
 use crate::summary::Counters;
-use crate::write::{Op, PutFile};
+use crate::write::{MoveFile, Op, PutFile};
 
 /// Files handed to a tag-reader thread at once (see `musicfs_tags::read_tracks_within`): large
 /// enough to amortize the thread handoff, small enough that a folder's reads still spread
@@ -44,6 +44,17 @@ pub(crate) struct Walk<'a> {
     pub music_roots: &'a [PathBuf],
     /// Index symlinks that leave every music folder too (`--follow-external-symlinks`).
     pub follow_external: bool,
+}
+
+/// A new or changed file of a listed folder, to be read.
+struct ToRead {
+    name: Vec<u8>,
+    size: i64,
+    mtime: i64,
+    /// Stored before (changed), or new.
+    changed: bool,
+    /// (device, inode) as listed.
+    identity: (i64, i64),
 }
 
 /// A folder as listed on disk.
@@ -248,13 +259,39 @@ impl Walk<'_> {
         let mut to_read = Vec::new();
         for (name, meta) in listing.files {
             let (size, mtime) = (meta.len() as i64, mtime_ns(&meta));
+            let identity = (meta.dev() as i64, meta.ino() as i64);
             match stored.remove(&name) {
                 Some(s) if s.size == size && s.mtime_ns == mtime && !s.retry => {
+                    if s.ino != Some(identity.1) {
+                        self.send(Op::SetIdentity {
+                            file_id: s.id,
+                            dev: identity.0,
+                            ino: identity.1,
+                        });
+                    }
                     Counters::bump(&self.counters.unchanged, 1);
                     self.progress.inc(1);
                 }
-                Some(_) => to_read.push((name, size, mtime, true)),
-                None => to_read.push((name, size, mtime, false)),
+                Some(_) => to_read.push(ToRead {
+                    name,
+                    size,
+                    mtime,
+                    changed: true,
+                    identity,
+                }),
+                None => match self.moved_here(rel, &name, size, mtime, identity)? {
+                    Some(mv) => {
+                        self.progress.inc(1);
+                        self.send(Op::Move(Box::new(mv)));
+                    }
+                    None => to_read.push(ToRead {
+                        name,
+                        size,
+                        mtime,
+                        changed: false,
+                        identity,
+                    }),
+                },
             }
         }
         let removing = !stored.is_empty() || !stored_subfolders.is_empty();
@@ -263,7 +300,11 @@ impl Walk<'_> {
         }
         if listing.complete {
             for gone in stored.into_values() {
-                self.send(Op::RemoveFile { file_id: gone.id });
+                self.send(Op::RemoveFile {
+                    file_id: gone.id,
+                    folder_id: gone.folder_id,
+                    name: gone.name,
+                });
             }
             for (folder_id, path) in stored_subfolders {
                 let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
@@ -274,7 +315,7 @@ impl Walk<'_> {
         }
         // Read in parallel, send in name order: which of two colliding files in one folder
         // gets the plain name must not depend on thread timing.
-        to_read.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        to_read.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let puts: Vec<Vec<(Option<PutFile>, bool)>> = to_read
             .par_chunks(READ_CHUNK)
             .map(|chunk| self.read_chunk(rel, dir, chunk))
@@ -301,26 +342,79 @@ impl Walk<'_> {
         Ok(listing.subdirs)
     }
 
-    /// Reads a chunk of one folder's files (name, size, mtime, changed), in order. Each
-    /// outcome is `None` for a file that vanished since it was listed.
-    fn read_chunk(
+    /// A stored file of this origin that was moved or renamed to `rel/name`: same device,
+    /// inode, size and mtime, and its old place is gone (a hard link's is not). Its row will
+    /// follow it, placed from its stored tags: nothing is read.
+    fn moved_here(
         &self,
         rel: &[u8],
-        dir: &Path,
-        chunk: &[(Vec<u8>, i64, i64, bool)],
-    ) -> Vec<(Option<PutFile>, bool)> {
+        name: &[u8],
+        size: i64,
+        mtime: i64,
+        identity: (i64, i64),
+    ) -> Result<Option<MoveFile>, DbError> {
+        let conn = self.pool.get()?;
+        for candidate in queries::files_by_identity(&conn, identity.0, identity.1)? {
+            if candidate.size != size || candidate.mtime_ns != mtime {
+                continue;
+            }
+            let Some(old) = queries::backing_path(&conn, candidate.id)? else {
+                continue;
+            };
+            if old.origin_id != self.origin_id {
+                continue;
+            }
+            let old_path = self.abs(&old.rel);
+            let still_there =
+                fs::metadata(&old_path).is_ok_and(|m| (m.dev() as i64, m.ino() as i64) == identity);
+            if still_there {
+                continue; // a hard link: both places are files of their own
+            }
+            let Some(track) = queries::stored_track(&conn, candidate.id)? else {
+                continue;
+            };
+            let ext = audio_extension(name).unwrap_or_default();
+            let stem = String::from_utf8_lossy(&name[..name.len() - ext.len() - 1]).into_owned();
+            let placements = self.layout.render(
+                &track,
+                &FileName {
+                    stem: &stem,
+                    ext: &ext,
+                },
+            );
+            return Ok(Some(MoveFile {
+                file_id: candidate.id,
+                from: (candidate.folder_id, candidate.name),
+                origin_id: self.origin_id,
+                folder: rel.to_vec(),
+                name: name.to_vec(),
+                ext,
+                placements,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Reads a chunk of one folder's files, in order. Each outcome is `None` for a file that
+    /// vanished since it was listed.
+    fn read_chunk(&self, rel: &[u8], dir: &Path, chunk: &[ToRead]) -> Vec<(Option<PutFile>, bool)> {
         let paths: Vec<PathBuf> = chunk
             .iter()
-            .map(|(name, ..)| dir.join(OsStr::from_bytes(name)))
+            .map(|f| dir.join(OsStr::from_bytes(&f.name)))
             .collect();
         let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
         let outcomes = read_tracks_within(&refs, self.tag_timeout);
         chunk
             .iter()
             .zip(paths.iter().zip(outcomes))
-            .map(|((name, size, mtime, changed), (path, outcome))| {
-                let put = self.put(rel, path, name.clone(), *size, *mtime, outcome);
-                (put, *changed)
+            .map(|(f, (path, outcome))| {
+                let put = self
+                    .put(rel, path, f.name.clone(), f.size, f.mtime, outcome)
+                    .map(|mut put| {
+                        put.identity = f.identity;
+                        put
+                    });
+                (put, f.changed)
             })
             .collect()
     }
@@ -368,6 +462,7 @@ impl Walk<'_> {
             error,
             retry,
             placements,
+            identity: (0, 0), // set by the caller, which listed the file
         })
     }
 }

@@ -13,11 +13,29 @@ use crate::summary::Counters;
 /// One change found by a walker.
 pub(crate) enum Op {
     Put(Box<PutFile>),
+    /// A stored file seen at a new place in its origin (same device, inode, size and mtime;
+    /// gone from the old place): its row follows it, tags are not read again.
+    Move(Box<MoveFile>),
+    /// The file (if still in `folder_id` as `name`: it may have moved meanwhile) is gone.
     RemoveFile {
         file_id: i64,
+        folder_id: i64,
+        name: Vec<u8>,
     },
     RemoveFolder {
         folder_id: i64,
+    },
+    /// An unchanged file's (device, inode), stored for the first time (DBs made before
+    /// schema version 7 lack them).
+    SetIdentity {
+        file_id: i64,
+        dev: i64,
+        ino: i64,
+    },
+    /// Sent once by the scan when every walker is done: apply the removals held back until
+    /// now (all of them when `removals`, none when the walk stopped early).
+    WalkDone {
+        removals: bool,
     },
     /// The folder's skipped files are now exactly these: (name, reason).
     Skipped {
@@ -39,6 +57,20 @@ pub(crate) struct PutFile {
     pub error: Option<String>,
     /// The error may pass: read the file again next scan (`files.scan_retry`).
     pub retry: bool,
+    pub placements: Vec<Placement>,
+    /// (device, inode) of the file as listed.
+    pub identity: (i64, i64),
+}
+
+/// A stored file found at a new place (see [`Op::Move`]).
+pub(crate) struct MoveFile {
+    pub file_id: i64,
+    /// Where the row is now: (folder id, name).
+    pub from: (i64, Vec<u8>),
+    pub origin_id: i64,
+    pub folder: Vec<u8>,
+    pub name: Vec<u8>,
+    pub ext: String,
     pub placements: Vec<Placement>,
 }
 
@@ -71,6 +103,11 @@ pub(crate) fn run(
     let mut ops_in_batch = 0;
     let mut batch_started = Instant::now();
     let mut folder_cache: Option<((i64, Vec<u8>), i64)> = None;
+    // Removals wait for the end of the walk: by then every file moved within its origin has
+    // been recognized at its new place (its row moved with it), so nothing moved is removed
+    // and read again. Memory: one small op per vanished file or folder.
+    let mut removals: Vec<Op> = Vec::new();
+    let mut apply_removals = false;
     loop {
         let op = if writer.in_transaction() {
             let left = batching.max_time.saturating_sub(batch_started.elapsed());
@@ -85,18 +122,63 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         };
-        if let Some(op) = op {
-            if !writer.in_transaction() {
-                writer.begin()?;
-                batch_started = Instant::now();
-                ops_in_batch = 0;
+        match op {
+            Some(op @ (Op::RemoveFile { .. } | Op::RemoveFolder { .. })) => removals.push(op),
+            Some(Op::WalkDone { removals: apply }) => apply_removals = apply,
+            Some(op) => {
+                if !writer.in_transaction() {
+                    writer.begin()?;
+                    batch_started = Instant::now();
+                    ops_in_batch = 0;
+                }
+                apply(writer, op, policy, counters, &mut folder_cache)?;
+                ops_in_batch += 1;
             }
-            apply(writer, op, policy, counters, &mut folder_cache)?;
-            ops_in_batch += 1;
+            None => {}
         }
         if writer.in_transaction()
             && (ops_in_batch >= batching.max_ops || batch_started.elapsed() >= batching.max_time)
         {
+            commit(writer, search)?;
+        }
+    }
+    let removals = if apply_removals { removals } else { Vec::new() };
+    for removal in removals {
+        if !writer.in_transaction() {
+            writer.begin()?;
+            batch_started = Instant::now();
+            ops_in_batch = 0;
+        }
+        match removal {
+            Op::RemoveFile {
+                file_id,
+                folder_id,
+                name,
+            } => {
+                if writer.remove_file_at(file_id, folder_id, &name)? {
+                    Counters::bump(&counters.removed, 1);
+                }
+                ops_in_batch += 1;
+            }
+            // A folder of any size: a bounded page per transaction.
+            Op::RemoveFolder { folder_id } => loop {
+                if !writer.in_transaction() {
+                    writer.begin()?;
+                    batch_started = Instant::now();
+                    ops_in_batch = 0;
+                }
+                let room = batching.max_ops.saturating_sub(ops_in_batch).max(1) as u32;
+                let (n, done) = writer.remove_folder_page(folder_id, room)?;
+                Counters::bump(&counters.removed, n);
+                ops_in_batch += n as usize;
+                if done {
+                    break;
+                }
+                commit(writer, search)?;
+            },
+            _ => unreachable!("only removals are held back"),
+        }
+        if ops_in_batch >= batching.max_ops || batch_started.elapsed() >= batching.max_time {
             commit(writer, search)?;
         }
     }
@@ -139,6 +221,7 @@ fn apply(
                     track: &put.track,
                     scan_error: put.error.as_deref(),
                     scan_retry: put.retry,
+                    identity: Some(put.identity),
                 },
             )?;
             let placements: Vec<(i64, &[String])> = put
@@ -148,10 +231,28 @@ fn apply(
                 .collect();
             writer.place(file_id, &placements, &put.ext, policy, true)?;
         }
-        Op::RemoveFile { file_id } => {
-            writer.remove_file(file_id)?;
-            Counters::bump(&counters.removed, 1);
+        Op::Move(mv) => {
+            let key = (mv.origin_id, mv.folder);
+            let folder_id = match folder_cache {
+                Some((k, id)) if *k == key => *id,
+                _ => {
+                    let id = writer.folder(key.0, &key.1)?;
+                    *folder_cache = Some((key, id));
+                    id
+                }
+            };
+            if !writer.move_file(mv.file_id, (mv.from.0, &mv.from.1), (folder_id, &mv.name))? {
+                return Ok(()); // claimed by another link: the next scan reads this one
+            }
+            let placements: Vec<(i64, &[String])> = mv
+                .placements
+                .iter()
+                .map(|p| (p.key, p.components.as_slice()))
+                .collect();
+            writer.place(mv.file_id, &placements, &mv.ext, policy, true)?;
+            Counters::bump(&counters.moved, 1);
         }
+        Op::SetIdentity { file_id, dev, ino } => writer.set_identity(file_id, (dev, ino))?,
         Op::Skipped {
             origin_id,
             folder,
@@ -160,10 +261,8 @@ fn apply(
             let folder_id = writer.folder(origin_id, &folder)?;
             writer.set_skipped(folder_id, &skipped)?;
         }
-        Op::RemoveFolder { folder_id } => {
-            *folder_cache = None;
-            let n = writer.remove_folder(folder_id)?;
-            Counters::bump(&counters.removed, n);
+        Op::RemoveFile { .. } | Op::RemoveFolder { .. } | Op::WalkDone { .. } => {
+            unreachable!("handled by run")
         }
     }
     Ok(())

@@ -135,7 +135,12 @@ fn delta_add_modify_delete_rename() {
     std::fs::rename(renamed_from, &renamed_to).unwrap();
 
     let s = fx.scan();
-    assert_eq!((s.added, s.changed, s.removed), (2, 1, 2), "{s:?}");
+    // The rename is recognized as one (same inode, size, mtime): followed, not re-read.
+    assert_eq!(
+        (s.added, s.changed, s.removed, s.moved),
+        (1, 1, 1, 1),
+        "{s:?}"
+    );
     assert_consistent(&fx.db);
     assert_eq!(
         vpath_of(&conn, &new).unwrap().1,
@@ -381,10 +386,193 @@ fn a_second_scanner_is_locked_out() {
 
 #[test]
 fn small_batches_commit_progressively() {
-    let fx = fixture(100, 37);
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let n = 400;
+    let fx = fixture(n, 37);
+    // Create the DB first, so a reader can watch it from the scan's first commit.
+    fx.scan();
+    std::fs::remove_file(&fx.db).unwrap();
+    let _ = std::fs::remove_dir_all(musicfs_search::default_dir(&fx.db));
+    drop(musicfs_db::Writer::open(&fx.db).unwrap());
     let mut cfg = fx.config();
     cfg.batch_ops = 7;
-    let s = scan(&cfg).unwrap();
-    assert_eq!(s.added, 100);
+    cfg.batch_time = std::time::Duration::from_secs(600); // only the op count closes a batch
+    cfg.search = false;
+    let done = AtomicBool::new(false);
+    let seen = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let conn = fx.conn();
+            let mut seen = std::collections::BTreeSet::new();
+            while !done.load(Ordering::Relaxed) {
+                let files: i64 = conn
+                    .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+                    .unwrap();
+                seen.insert(files);
+            }
+            seen
+        });
+        let summary = scan(&cfg).unwrap();
+        done.store(true, Ordering::Relaxed);
+        assert_eq!(summary.added, n as u64);
+        watcher.join().unwrap()
+    });
+    // A reader saw the library fill in, a whole batch of 7 at a time (the last one excepted).
+    let between: Vec<i64> = seen
+        .iter()
+        .copied()
+        .filter(|&c| c > 0 && c < n as i64)
+        .collect();
+    assert!(between.len() >= 3, "no progress seen mid-scan: {seen:?}");
+    assert!(
+        between.iter().all(|c| c % 7 == 0),
+        "partial batches: {seen:?}"
+    );
+    assert_consistent(&fx.db);
+}
+
+/// (file id, scanned_ns, entry ids) of every file, keyed by its tags' title.
+fn rows_by_title(
+    conn: &rusqlite::Connection,
+) -> std::collections::BTreeMap<String, (i64, i64, Vec<i64>)> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT f.id, f.scanned_ns, coalesce(f.title, f.name), \
+             (SELECT group_concat(e.id) FROM entries e WHERE e.file_id = f.id) FROM files f",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        let entries: String = r.get(3)?;
+        Ok((
+            r.get::<_, String>(2)?,
+            (
+                r.get(0)?,
+                r.get(1)?,
+                entries.split(',').map(|e| e.parse().unwrap()).collect(),
+            ),
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// A folder renamed, a file renamed, a file moved to another folder: rows follow them, tags
+/// are not read again, and entries whose rendered path is unchanged keep their inodes.
+#[test]
+fn moved_and_renamed_files_keep_their_rows_tags_and_inodes() {
+    let fx = fixture(60, 71);
+    fx.scan();
+    let before = rows_by_title(&fx.conn());
+    // The folder holding the first file, renamed; one file renamed; one moved elsewhere.
+    let first = &fx.files[0].path;
+    let album = first.parent().unwrap().to_owned();
+    let in_album = std::fs::read_dir(&album).unwrap().count() as u64;
+    let renamed_album = album.with_file_name("Renamed Album Folder");
+    std::fs::rename(&album, &renamed_album).unwrap();
+    let other = fx
+        .files
+        .iter()
+        .find(|f| !f.path.starts_with(&album))
+        .unwrap()
+        .path
+        .clone();
+    let ext = other.extension().unwrap().to_str().unwrap();
+    std::fs::rename(&other, other.with_file_name(format!("renamed.{ext}"))).unwrap();
+    let third = fx
+        .files
+        .iter()
+        .find(|f| !f.path.starts_with(&album) && f.path != other)
+        .unwrap()
+        .path
+        .clone();
+    let elsewhere = fx.root.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::rename(&third, elsewhere.join(third.file_name().unwrap())).unwrap();
+
+    let s = fx.scan();
+    assert_eq!(
+        (s.moved, s.added, s.removed, s.changed),
+        (in_album + 2, 0, 0, 0),
+        "{s:?}"
+    );
+    let after = rows_by_title(&fx.conn());
+    assert_eq!(after.len(), before.len());
+    // Every file kept its id, its tags (never re-read: scanned_ns unchanged), and its inodes
+    // where the rendered path did not change (all of them: the template renders from tags,
+    // except the renamed file if its title fell back to the file name).
+    let mut kept = 0;
+    for (title, (id, scanned, entries)) in &before {
+        let (id2, scanned2, entries2) = &after[title];
+        assert_eq!((id, scanned), (id2, scanned2), "{title}");
+        if entries == entries2 {
+            kept += 1;
+        }
+    }
+    assert!(
+        kept >= before.len() - 1,
+        "{kept} of {} kept their inodes",
+        before.len()
+    );
+    assert_consistent(&fx.db);
+
+    // A hard link at a new place while the old stays is a file of its own.
+    let linked = fx.root.join("elsewhere/hardlink.flac");
+    let source: String = fx
+        .conn()
+        .query_row(
+            "SELECT CAST(abs_path AS TEXT) FROM file_paths WHERE path LIKE '%.flac' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(renamed_album.exists());
+    std::fs::hard_link(&source, &linked).unwrap();
+    let s = fx.scan();
+    assert_eq!((s.moved, s.added), (0, 1), "{s:?}");
+    assert_consistent(&fx.db);
+}
+
+/// Removing a folder of many files commits in bounded transactions: a reader sees it shrink.
+#[test]
+fn a_removed_folder_goes_in_bounded_transactions() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fx = fixture(300, 73);
+    fx.scan();
+    // Everything under one folder, then that folder removed.
+    let n: i64 = fx
+        .conn()
+        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+        .unwrap();
+    let keep = fx.dir.path().join("keep.flac");
+    std::fs::copy(&fx.files[0].path, &keep).unwrap();
+    for entry in std::fs::read_dir(&fx.root).unwrap() {
+        std::fs::remove_dir_all(entry.unwrap().path()).unwrap_or(());
+    }
+    std::fs::create_dir(fx.root.join("one")).unwrap();
+    std::fs::copy(&keep, fx.root.join("one/keep.flac")).unwrap();
+    let mut cfg = fx.config();
+    cfg.batch_ops = 20;
+    cfg.batch_time = std::time::Duration::from_secs(600);
+    cfg.search = false;
+    let done = AtomicBool::new(false);
+    let seen = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let conn = fx.conn();
+            let mut seen = std::collections::BTreeSet::new();
+            while !done.load(Ordering::Relaxed) {
+                seen.insert(
+                    conn.query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
+                        .unwrap(),
+                );
+            }
+            seen
+        });
+        let s = scan(&cfg).unwrap();
+        done.store(true, Ordering::Relaxed);
+        assert_eq!(s.removed as i64, n, "{s:?}");
+        watcher.join().unwrap()
+    });
+    let between = seen.iter().filter(|&&c| c > 1 && c < n + 1).count();
+    assert!(between >= 3, "removed in one go: {seen:?}");
     assert_consistent(&fx.db);
 }
