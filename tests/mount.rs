@@ -35,6 +35,30 @@ fn the_tree_matches_the_tags_and_every_file_reads_back_identical() {
         let stem = String::from_utf8_lossy(&name[..name.len() - ext.len() - 1]);
         let mut t = f.track.clone();
         t.format = Some(f.format.lofty_name().into());
+        // Album folders are named by the values of the file's album group (resolved by the
+        // scanner over its real folder), as stored.
+        t.album_group = lib
+            .conn()
+            .query_row(
+                "SELECT f.group_album, f.group_artist, f.group_year FROM files f \
+                 JOIN folders d ON d.id = f.folder_id WHERE d.path = ?1 AND f.name = ?2",
+                {
+                    let rel = f.path.strip_prefix(&lib.root).unwrap();
+                    let dir = rel.parent().unwrap().as_os_str().as_bytes();
+                    [
+                        musicfs_db::PathBytes::borrowed(dir),
+                        musicfs_db::PathBytes::borrowed(name),
+                    ]
+                },
+                |r| {
+                    Ok(musicfs_tags::AlbumValues {
+                        album: r.get(0)?,
+                        artist: r.get(1)?,
+                        year: r.get(2)?,
+                    })
+                },
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", f.path.display()));
         let want = layout.render(&t, &FileName { stem: &stem, ext })[0]
             .components
             .join("/");

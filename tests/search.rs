@@ -394,11 +394,8 @@ fn a_rebuild_never_empties_search_and_keeps_edits_made_during_it() {
         let (index_dir, query) = (index_dir.clone(), query.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let found = SearchIndex::open(&index_dir)
-                    .and_then(|i| {
-                        let reader = i.reader()?;
-                        i.search(&reader, &query, 5)
-                    })
+                let found = SearchIndex::open_with_reader(&index_dir)
+                    .and_then(|(i, reader)| i.search(&reader, &query, 5))
                     .map(|ids| ids.len());
                 if !matches!(found, Ok(n) if n > 0) {
                     failures.fetch_add(1, Ordering::Relaxed);

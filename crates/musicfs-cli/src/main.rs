@@ -134,8 +134,7 @@ fn search(query: &str, db: Option<PathBuf>, limit: usize, json: bool) -> anyhow:
     let dir = musicfs_db::queries::setting(&conn, musicfs_search::SETTING_DIR)?
         .map(PathBuf::from)
         .unwrap_or_else(|| musicfs_search::default_dir(&db_path));
-    let index = musicfs_search::SearchIndex::open(&dir)?;
-    let reader = index.reader()?;
+    let (index, reader) = musicfs_search::SearchIndex::open_with_reader(&dir)?;
     let ids = index.search(&reader, query, limit)?;
     let mut out = std::io::stdout().lock();
     for id in &ids {

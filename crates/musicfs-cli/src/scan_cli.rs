@@ -40,6 +40,10 @@ pub struct Args {
     /// such links are skipped and listed in `scan_errors`.
     #[arg(long)]
     follow_external_symlinks: bool,
+    /// The album artist shown for a compilation (an album whose tracks have several artists,
+    /// none on half of them, and no album artist tag).
+    #[arg(long, default_value = musicfs_tags::album::VARIOUS_ARTISTS)]
+    various_artists: String,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -131,6 +135,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     cfg.case_insensitive = args.case_insensitive.or(file.case_insensitive);
     cfg.allow_empty = args.allow_empty;
     cfg.follow_external_symlinks = args.follow_external_symlinks;
+    cfg.various_artists = args.various_artists;
     cfg.threads = args.threads;
     cfg.batch_ops = args.batch_size;
     cfg.search = !args.no_search;

@@ -42,6 +42,8 @@ pub struct StoredFile {
     pub retry: bool,
     /// `files.ino`: NULL for rows older than schema version 7, until listed once.
     pub ino: Option<i64>,
+    /// Its album-group values were resolved (`files.grouped`).
+    pub grouped: bool,
 }
 
 /// A stored file found by its (device, inode): a candidate for "moved here".
@@ -73,9 +75,10 @@ pub const READDIR_NAMES: &str = "SELECT id, name, file_id IS NOT NULL FROM entri
      WHERE parent_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 pub const FOLDER_ID: &str = "SELECT id FROM folders WHERE origin_id = ?1 AND path = ?2";
 pub const CHILD_FOLDERS: &str = "SELECT id, path FROM folders WHERE parent_id = ?1";
-pub const FOLDER_FILES: &str =
-    "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id FROM files WHERE folder_id = ?1";
-pub const FILE_IN_FOLDER: &str = "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id FROM files \
+pub const FOLDER_FILES: &str = "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id, grouped FROM files \
+     WHERE folder_id = ?1";
+pub const FILE_IN_FOLDER: &str = "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id, \
+     grouped FROM files \
      WHERE folder_id = ?1 AND name = ?2";
 pub const FILES_BY_IDENTITY: &str =
     "SELECT id, folder_id, name, size, mtime_ns FROM files WHERE ino = ?2 AND dev = ?1";
@@ -119,6 +122,7 @@ fn stored_file(r: &Row<'_>) -> rusqlite::Result<StoredFile> {
         retry: r.get(4)?,
         ino: r.get(5)?,
         folder_id: r.get(6)?,
+        grouped: r.get(7)?,
     })
 }
 
@@ -409,4 +413,24 @@ pub fn stored_track(conn: &Connection, file_id: i64) -> Result<Option<musicfs_ta
         .query_row(params![file_id], |r| crate::writer::track_from_row(r, 0))
         .optional()
         .ctx("stored_track")
+}
+
+/// Every stored file of a folder with its tags. Bounded by the folder.
+pub fn folder_tracks(conn: &Connection, folder_id: i64) -> Result<Vec<crate::StoredTrack>> {
+    let sql = format!(
+        "SELECT id, name, ext, {} FROM files WHERE folder_id = ?1",
+        crate::writer::TRACK_COLUMNS
+    );
+    let mut stmt = conn.prepare_cached(&sql).ctx("folder_tracks")?;
+    let rows = stmt
+        .query_map(params![folder_id], |r| {
+            Ok(crate::StoredTrack {
+                id: r.get(0)?,
+                name: r.get::<_, PathBytes>(1)?.into_vec(),
+                ext: r.get(2)?,
+                track: crate::writer::track_from_row(r, 3)?,
+            })
+        })
+        .ctx("folder_tracks")?;
+    rows.collect::<rusqlite::Result<_>>().ctx("folder_tracks")
 }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/005_skipped.sql"),
     include_str!("../../../sql/006_name_counters.sql"),
     include_str!("../../../sql/007_file_identity.sql"),
+    include_str!("../../../sql/008_album_groups.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -63,7 +63,7 @@ fn now_ns() -> i64 {
 
 pub(crate) const TRACK_COLUMNS: &str = "format, duration_ms, bitrate_kbps, sample_rate, bit_depth, channels, \
      title, artist, album, albumartist, genre, date, year, track, tracktotal, disc, disctotal, \
-     compilation";
+     compilation, group_album, group_artist, group_year";
 
 pub(crate) fn track_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Track> {
     Ok(Track {
@@ -85,6 +85,11 @@ pub(crate) fn track_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Track> 
         disc: r.get(at + 15)?,
         disctotal: r.get(at + 16)?,
         compilation: r.get::<_, Option<i64>>(at + 17)? == Some(1),
+        album_group: musicfs_tags::AlbumValues {
+            album: r.get(at + 18)?,
+            artist: r.get(at + 19)?,
+            year: r.get(at + 20)?,
+        },
     })
 }
 
@@ -222,9 +227,9 @@ impl Writer {
         }
         let sql = format!(
             "INSERT INTO files (folder_id, name, size, mtime_ns, ext, scan_error, scanned_ns, \
-             {TRACK_COLUMNS}, scan_retry, dev, ino) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+             {TRACK_COLUMNS}, scan_retry, dev, ino, grouped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
              ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-             ?26, ?27, ?28) \
+             ?26, ?27, ?28, ?29, ?30, ?31, 1) \
              ON CONFLICT (folder_id, name) DO UPDATE SET size = excluded.size, \
              mtime_ns = excluded.mtime_ns, ext = excluded.ext, scan_error = excluded.scan_error, \
              scanned_ns = excluded.scanned_ns, format = excluded.format, \
@@ -235,7 +240,9 @@ impl Writer {
              date = excluded.date, year = excluded.year, track = excluded.track, \
              tracktotal = excluded.tracktotal, disc = excluded.disc, disctotal = excluded.disctotal, \
              compilation = excluded.compilation, scan_retry = excluded.scan_retry, \
-             dev = excluded.dev, ino = excluded.ino RETURNING id"
+             dev = excluded.dev, ino = excluded.ino, group_album = excluded.group_album, \
+             group_artist = excluded.group_artist, group_year = excluded.group_year, \
+             grouped = 1 RETURNING id"
         );
         self.conn
             .prepare_cached(&sql)
@@ -267,6 +274,9 @@ impl Writer {
                     t.disc,
                     t.disctotal,
                     t.compilation.then_some(1),
+                    t.album_group.album,
+                    t.album_group.artist,
+                    t.album_group.year,
                     rec.scan_retry,
                     rec.identity.map(|i| i.0),
                     rec.identity.map(|i| i.1),
@@ -378,6 +388,19 @@ impl Writer {
             ])
             .ctx("move_file")?;
         Ok(n == 1)
+    }
+
+    /// Stores a file's album-group values (see `musicfs_tags::album`).
+    pub fn set_group(&self, file_id: i64, group: &musicfs_tags::AlbumValues) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE files SET group_album = ?2, group_artist = ?3, group_year = ?4, \
+                 grouped = 1 WHERE id = ?1",
+            )
+            .ctx("set_group")?
+            .execute(params![file_id, group.album, group.artist, group.year])
+            .ctx("set_group")?;
+        Ok(())
     }
 
     /// Records a file's (device, inode).

@@ -134,9 +134,7 @@ impl SearchFolder {
         {
             return Ok(open.clone());
         }
-        let index = SearchIndex::open(&dir).map_err(search_error)?;
-        let reader = index.reader().map_err(search_error)?;
-        let open = Arc::new((index, reader));
+        let open = Arc::new(SearchIndex::open_with_reader(&dir).map_err(search_error)?);
         *slot = Some((open.clone(), identity));
         Ok(open)
     }

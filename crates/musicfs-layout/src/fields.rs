@@ -10,6 +10,9 @@ pub const FIELDS: &[&str] = &[
     "artist",
     "album",
     "albumartist",
+    "album_artist",
+    "album_name",
+    "album_year",
     "genre",
     "date",
     "year",
@@ -37,6 +40,24 @@ pub(crate) fn value(field: &str, track: &Track, file: &FileName) -> Option<Strin
         "artist" => text(&track.artist),
         "album" => text(&track.album),
         "albumartist" => text(&track.albumartist),
+        // Album-level values, the same for every track of one real album (crate::album in
+        // musicfs-tags), falling back to the track's own tags.
+        "album_artist" => track
+            .album_group
+            .artist
+            .clone()
+            .or_else(|| track.albumartist.clone())
+            .or_else(|| track.artist.clone()),
+        "album_name" => track
+            .album_group
+            .album
+            .clone()
+            .or_else(|| track.album.clone()),
+        "album_year" => track
+            .album_group
+            .year
+            .or_else(|| track.year())
+            .map(|y| format!("{y:04}")),
         "genre" => text(&track.genre),
         "date" => text(&track.date),
         "year" => track.year().map(|y| format!("{y:04}")),

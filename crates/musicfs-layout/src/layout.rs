@@ -9,8 +9,8 @@ use crate::sanitize::sanitize_component;
 
 /// `Artist/Album (Year)/[disc-]NN - Title.ext`, with the fallbacks users expect: albumartist
 /// falls back to artist, then "Unknown Artist"; album to "Unknown Album"; title to file name.
-pub const DEFAULT_TEMPLATE: &str = "${albumartist|artist|\"Unknown Artist\"}/\
-${album|\"Unknown Album\"}[ ($year)]/%if{$multidisc,[$disc-]}[$track - ]${title|filename}";
+pub const DEFAULT_TEMPLATE: &str = "${album_artist|\"Unknown Artist\"}/\
+${album_name|\"Unknown Album\"}[ ($album_year)]/%if{$multidisc,[$disc-]}[$track - ]${title|filename}";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {

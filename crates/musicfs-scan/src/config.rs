@@ -26,6 +26,9 @@ pub struct ScanConfig {
     /// Index symlinks whose target lies outside every music folder. Off by default: such a
     /// link would serve whatever it points at (with `--allow-other`, to every user).
     pub follow_external_symlinks: bool,
+    /// The album artist shown for a compilation: an album group of several artists, none of
+    /// them on half its tracks, and no album artist tag (`$album_artist`).
+    pub various_artists: String,
     /// Draw a progress bar on stderr (only effective on a terminal).
     pub progress: bool,
 }
@@ -44,6 +47,7 @@ impl ScanConfig {
             tag_timeout: Duration::from_secs(30),
             search: true,
             follow_external_symlinks: false,
+            various_artists: musicfs_tags::album::VARIOUS_ARTISTS.to_owned(),
             progress: false,
         }
     }

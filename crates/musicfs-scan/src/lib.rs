@@ -9,6 +9,7 @@
 //!   is completed by the next run;
 //! - memory is bounded by the largest single folder and the writer channel, not the library.
 
+mod albums;
 mod config;
 mod error;
 mod lock;

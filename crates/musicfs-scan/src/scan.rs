@@ -157,6 +157,7 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
                 origin_lost: &origin_lost,
                 music_roots: &music_roots,
                 follow_external: cfg.follow_external_symlinks,
+                various_artists: &cfg.various_artists,
             };
             workers.install(|| walk.folder(Vec::new()));
         }

@@ -16,6 +16,7 @@ use musicfs_layout::{FileName, Layout};
 use musicfs_tags::{Track, audio_extension, read_tracks_within};
 use rayon::prelude::*;
 
+use crate::albums::{StoredMember, regroup};
 use crate::summary::Counters;
 use crate::write::{MoveFile, Op, PutFile};
 
@@ -44,6 +45,8 @@ pub(crate) struct Walk<'a> {
     pub music_roots: &'a [PathBuf],
     /// Index symlinks that leave every music folder too (`--follow-external-symlinks`).
     pub follow_external: bool,
+    /// The album artist of a compilation (an album group of several artists, none leading).
+    pub various_artists: &'a str,
 }
 
 /// A new or changed file of a listed folder, to be read.
@@ -231,15 +234,16 @@ impl Walk<'_> {
 
     /// Compares one listed folder with its DB rows; sends the delta; returns subfolders to walk.
     fn diff(&self, rel: &[u8], dir: &Path, listing: Listing) -> Result<Vec<Vec<u8>>, DbError> {
-        let (stored, stored_subfolders, mut stored_skipped) = {
+        let (folder_id, stored, stored_subfolders, mut stored_skipped) = {
             let conn = self.pool.get()?;
             match queries::folder_id(&conn, self.origin_id, rel)? {
                 Some(id) => (
+                    Some(id),
                     queries::folder_files(&conn, id)?,
                     queries::child_folders(&conn, id)?,
                     queries::skipped_names(&conn, id)?,
                 ),
-                None => (Vec::new(), Vec::new(), Vec::new()),
+                None => (None, Vec::new(), Vec::new(), Vec::new()),
             }
         };
         let mut skipped_names: Vec<&[u8]> =
@@ -257,6 +261,10 @@ impl Walk<'_> {
             stored.into_iter().map(|f| (f.name.clone(), f)).collect();
 
         let mut to_read = Vec::new();
+        // Unchanged files (id → already grouped), and whether anything in the folder moved:
+        // its album groups are resolved again only then.
+        let mut unchanged: std::collections::HashMap<i64, bool> = Default::default();
+        let mut moved_in = false;
         for (name, meta) in listing.files {
             let (size, mtime) = (meta.len() as i64, mtime_ns(&meta));
             let identity = (meta.dev() as i64, meta.ino() as i64);
@@ -269,6 +277,7 @@ impl Walk<'_> {
                             ino: identity.1,
                         });
                     }
+                    unchanged.insert(s.id, s.grouped);
                     Counters::bump(&self.counters.unchanged, 1);
                     self.progress.inc(1);
                 }
@@ -281,6 +290,7 @@ impl Walk<'_> {
                 }),
                 None => match self.moved_here(rel, &name, size, mtime, identity)? {
                     Some(mv) => {
+                        moved_in = true;
                         self.progress.inc(1);
                         self.send(Op::Move(Box::new(mv)));
                     }
@@ -294,7 +304,8 @@ impl Walk<'_> {
                 },
             }
         }
-        let removing = !stored.is_empty() || !stored_subfolders.is_empty();
+        let vanished = !stored.is_empty();
+        let removing = vanished || !stored_subfolders.is_empty();
         if listing.complete && removing && !self.still_there(dir, listing.identity) {
             return Ok(Vec::new());
         }
@@ -316,17 +327,54 @@ impl Walk<'_> {
         // Read in parallel, send in name order: which of two colliding files in one folder
         // gets the plain name must not depend on thread timing.
         to_read.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let puts: Vec<Vec<(Option<PutFile>, bool)>> = to_read
+        let read: Vec<Vec<(Option<PutFile>, bool)>> = to_read
             .par_chunks(READ_CHUNK)
             .map(|chunk| self.read_chunk(rel, dir, chunk))
             .collect();
-        for (put, changed) in puts.into_iter().flatten() {
-            let Some(put) = put else {
+        let mut puts = Vec::new();
+        for (put, changed) in read.into_iter().flatten() {
+            match put {
+                Some(put) => puts.push((put, changed)),
                 // Vanished between listing and reading: as if never listed (a stored row stays
                 // until a scan no longer lists the file).
-                self.progress.inc(1);
-                continue;
+                None => self.progress.inc(1),
+            }
+        }
+        let ungrouped = unchanged.values().any(|grouped| !grouped);
+        if !puts.is_empty() || vanished || moved_in || ungrouped {
+            let stored_members = match folder_id {
+                Some(id) if !unchanged.is_empty() => {
+                    let conn = self.pool.get()?;
+                    queries::folder_tracks(&conn, id)?
+                        .into_iter()
+                        .filter_map(|s| {
+                            let grouped = *unchanged.get(&s.id)?;
+                            Some(StoredMember {
+                                id: s.id,
+                                name: s.name,
+                                ext: s.ext,
+                                track: s.track,
+                                grouped,
+                            })
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
             };
+            let mut files: Vec<PutFile> = puts.iter_mut().map(|(p, _)| std::mem::take(p)).collect();
+            for op in regroup(
+                self.layout,
+                self.various_artists,
+                stored_members,
+                &mut files,
+            ) {
+                self.send(op);
+            }
+            for ((slot, _), put) in puts.iter_mut().zip(files) {
+                *slot = put;
+            }
+        }
+        for (put, changed) in puts {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }

@@ -25,6 +25,8 @@ pub(crate) enum Op {
     RemoveFolder {
         folder_id: i64,
     },
+    /// An unchanged file whose album-group values changed (its folder's majority moved).
+    Regroup(Box<Regroup>),
     /// An unchanged file's (device, inode), stored for the first time (DBs made before
     /// schema version 7 lack them).
     SetIdentity {
@@ -46,6 +48,7 @@ pub(crate) enum Op {
 }
 
 /// A new or changed file, with tags read and placements rendered by the walker.
+#[derive(Default)]
 pub(crate) struct PutFile {
     pub origin_id: i64,
     pub folder: Vec<u8>,
@@ -60,6 +63,14 @@ pub(crate) struct PutFile {
     pub placements: Vec<Placement>,
     /// (device, inode) of the file as listed.
     pub identity: (i64, i64),
+}
+
+/// New album-group values for a stored file, with its placements rendered from them.
+pub(crate) struct Regroup {
+    pub file_id: i64,
+    pub values: musicfs_tags::AlbumValues,
+    pub ext: String,
+    pub placements: Vec<Placement>,
 }
 
 /// A stored file found at a new place (see [`Op::Move`]).
@@ -253,6 +264,15 @@ fn apply(
             Counters::bump(&counters.moved, 1);
         }
         Op::SetIdentity { file_id, dev, ino } => writer.set_identity(file_id, (dev, ino))?,
+        Op::Regroup(r) => {
+            writer.set_group(r.file_id, &r.values)?;
+            let placements: Vec<(i64, &[String])> = r
+                .placements
+                .iter()
+                .map(|p| (p.key, p.components.as_slice()))
+                .collect();
+            writer.place(r.file_id, &placements, &r.ext, policy, false)?;
+        }
         Op::Skipped {
             origin_id,
             folder,

@@ -52,6 +52,7 @@ fn indexes_every_fixture_file_with_its_tags() {
             sample_rate: None,
             bit_depth: None,
             channels: None,
+            album_group: Default::default(),
             ..stored_track.clone()
         };
         assert_eq!(&tags_only, t, "{:?}", f.path);
@@ -575,4 +576,147 @@ fn a_removed_folder_goes_in_bounded_transactions() {
     let between = seen.iter().filter(|&&c| c > 1 && c < n + 1).count();
     assert!(between >= 3, "removed in one go: {seen:?}");
     assert_consistent(&fx.db);
+}
+
+/// Real album folders whose tracks' tags are patchy (as in real libraries: 11 % miss the year,
+/// 7 % the album, 4 % the artist) show as one virtual folder each; a compilation gets the
+/// compilation artist; a flat folder of unrelated tracks is not merged.
+#[test]
+fn albums_with_patchy_tags_do_not_split() {
+    use musicfs_tools::Rng;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("music");
+    let mut rng = Rng::new(2026);
+    let formats = [Format::Flac, Format::Mp3];
+    let albums = 135;
+    for a in 0..albums {
+        let folder = root.join(format!("rip {a:03}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let tracks = 6 + rng.below(7) as u32;
+        let with_albumartist = rng.chance(40);
+        for t in 1..=tracks {
+            let mut track = Track {
+                title: Some(format!("Song {t}")),
+                artist: Some(format!("Artist {a}")),
+                album: Some(format!("Album {a}")),
+                albumartist: with_albumartist.then(|| format!("Artist {a}")),
+                date: Some(format!("{}", 1960 + a % 60)),
+                track: Some(t),
+                ..Track::default()
+            };
+            if rng.chance(11) {
+                track.date = None;
+            }
+            if rng.chance(7) {
+                track.album = None;
+            }
+            if rng.chance(4) {
+                track.artist = None;
+                track.albumartist = None;
+            }
+            let format = formats[(t % 2) as usize];
+            let path = folder.join(format!("{t:02}.{}", format.ext()));
+            write_track(&path, format, &track, a * 100 + t).unwrap();
+        }
+    }
+    // A compilation: one album, a different artist on every track, no album artist.
+    let comp = root.join("compilation");
+    std::fs::create_dir_all(&comp).unwrap();
+    for t in 1..=5u32 {
+        let track = Track {
+            title: Some(format!("Hit {t}")),
+            artist: Some(format!("Band {t}")),
+            album: Some("Summer Hits".into()),
+            date: Some("2001".into()),
+            track: Some(t),
+            ..Track::default()
+        };
+        write_track(
+            &comp.join(format!("{t}.flac")),
+            Format::Flac,
+            &track,
+            9000 + t,
+        )
+        .unwrap();
+    }
+    // A flat folder of unrelated singles.
+    let flat = root.join("singles");
+    std::fs::create_dir_all(&flat).unwrap();
+    for t in 1..=4u32 {
+        let track = Track {
+            title: Some(format!("Single {t}")),
+            artist: Some(format!("Solo {t}")),
+            album: Some(format!("Single Album {t}")),
+            ..Track::default()
+        };
+        write_track(
+            &flat.join(format!("{t}.flac")),
+            Format::Flac,
+            &track,
+            9100 + t,
+        )
+        .unwrap();
+    }
+    let db = dir.path().join("a.db");
+    musicfs_scan::scan(&musicfs_scan::ScanConfig::new(&db, vec![root.clone()])).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    // Virtual album folders per real folder.
+    let folders_of = |real: &str| -> std::collections::BTreeSet<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT t.vpath FROM tracks t JOIN files f ON f.id = t.id \
+                 JOIN folders d ON d.id = f.folder_id WHERE d.path = ?1",
+            )
+            .unwrap();
+        stmt.query_map([real], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|v| {
+                let v = v.unwrap();
+                v[..v.rfind('/').unwrap()].to_owned()
+            })
+            .collect()
+    };
+    let whole = (0..albums)
+        .filter(|a| folders_of(&format!("rip {a:03}")).len() == 1)
+        .count();
+    assert!(
+        whole * 100 >= albums as usize * 95,
+        "only {whole} of {albums} albums show as one folder"
+    );
+    assert_eq!(
+        folders_of("compilation"),
+        std::collections::BTreeSet::from(["Various Artists/Summer Hits (2001)".to_owned()])
+    );
+    assert_eq!(
+        folders_of("singles").len(),
+        4,
+        "{:?}",
+        folders_of("singles")
+    );
+    assert_consistent(&db);
+
+    // The majority moves with the folder: retagging most tracks moves the whole album.
+    let first = root.join("rip 000");
+    let names: Vec<_> = std::fs::read_dir(&first)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let before = folders_of("rip 000");
+    for p in names.iter().take(names.len() / 2 + 1) {
+        let mut t = musicfs_tags::read_track(p).unwrap();
+        t.date = Some("1999".into());
+        let format =
+            musicfs_tools::Format::by_ext(p.extension().unwrap().to_str().unwrap()).unwrap();
+        write_track(p, format, &t, 77).unwrap();
+        bump_mtime(p, 30);
+    }
+    musicfs_scan::scan(&musicfs_scan::ScanConfig::new(&db, vec![root])).unwrap();
+    let after = folders_of("rip 000");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before);
+    assert!(
+        after.iter().next().unwrap().ends_with("(1999)"),
+        "{after:?}"
+    );
+    assert_consistent(&db);
 }

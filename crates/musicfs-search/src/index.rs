@@ -173,6 +173,29 @@ impl SearchIndex {
         Ok(Self::wrap(index, dir))
     }
 
+    /// Opens the index at `dir` with a reader. A rebuild swaps a new directory in at any
+    /// moment: an open that read the old `meta.json` and then looked for its segments in the
+    /// new directory fails; it is retried, so a searcher never fails because of a rebuild.
+    pub fn open_with_reader(dir: &Path) -> Result<(SearchIndex, IndexReader), SearchError> {
+        let identity = || {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+        };
+        let mut attempts = 0;
+        loop {
+            let before = identity();
+            let opened = Self::open(dir).and_then(|index| {
+                let reader = index.reader()?;
+                Ok((index, reader))
+            });
+            attempts += 1;
+            match opened {
+                Err(_) if attempts < 5 && identity() != before => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// An empty index to rebuild `dir` with, built beside it (`<dir>.building`) so the index
     /// in place keeps answering searches until [`SearchIndex::install`] swaps the two.
     /// Stamped for a DB only by `finish_build`: a build interrupted midway is started over.

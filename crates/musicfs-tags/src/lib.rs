@@ -3,6 +3,7 @@
 //! `Track` is what every other crate sees of an audio file's contents: the scanner fills it from
 //! lofty ([`read_track`]), the DB stores and loads it, the layout renders paths from it.
 
+pub mod album;
 mod formats;
 #[cfg(feature = "read")]
 mod read;
@@ -10,6 +11,7 @@ mod read;
 mod timed;
 mod track;
 
+pub use album::AlbumValues;
 pub use formats::{AUDIO_EXTENSIONS, audio_extension};
 #[cfg(feature = "read")]
 pub use read::{TagError, read_track};

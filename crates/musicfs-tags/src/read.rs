@@ -249,6 +249,7 @@ fn track_from(tagged: &lofty::file::TaggedFile) -> Track {
         disc: number(&|t| t.disk()),
         disctotal: number(&|t| t.disk_total()),
         compilation: key(ItemKey::FlagCompilation).is_some_and(|v| v == "1" || v == "true"),
+        album_group: crate::AlbumValues::default(),
     }
 }
 

@@ -22,6 +22,10 @@ pub struct Track {
     pub disc: Option<u32>,
     pub disctotal: Option<u32>,
     pub compilation: bool,
+
+    /// Not a tag: the values of the track's album group, resolved by the scanner over its
+    /// real folder (see [`crate::album`]). `None` fields fall back to the track's own tags.
+    pub album_group: crate::AlbumValues,
 }
 
 impl Track {
