@@ -89,7 +89,7 @@ def main():
         os.environ["MUSICFS_BIN_DIR"] = str(Path(a.bin_dir).resolve())
     if a.smoke:
         os.environ["MUSICFS_BENCH_NO_MUSEFS"] = "1"
-    import bench_mount, bench_scan  # after the environment is set: they read it at import
+    import bench_mount, bench_names, bench_scan  # after the environment is set: they read it at import
 
     work = Path(a.work) if a.work else (Path(tempfile.mkdtemp(prefix="musicfs-bench-")) if a.smoke else ROOT / "bench-out")
     work.mkdir(parents=True, exist_ok=True)
@@ -104,6 +104,8 @@ def main():
     report, md = {"smoke": a.smoke, "kernel": os.uname().release, "cpus": os.cpu_count()}, []
     report["scan"] = {n: bench_scan.bench(n, rounds, work, 1) for n in p["scan_n"]}
     md += ["## Scan", "", bench_scan.markdown(report["scan"]), ""]
+    report["names"] = bench_names.bench(300 if a.smoke else 100_000, rounds, work)
+    md += ["## Colliding names", "", bench_names.markdown(report["names"]), ""]
     report["sizes"] = bench_mount.bench_sizes(work, p["sizes"], rounds, mnt)
     md += ["## Mount vs library size", "", bench_mount.md_sizes(report["sizes"]), ""]
     report["floor"] = bench_mount.bench_floor(work, rounds, mnt, p["floor_tracks"], p["floor_stats"])

@@ -43,40 +43,53 @@ def scan(lib, db, *extra):
     return time.perf_counter() - start, json.loads(out)
 
 
+def bench(n, runs, work_parent=None):
+    """Medians of `runs` alternating runs: {"scan"|"relayout": {"distinct", "colliding", "ratio"}}."""
+    work = Path(tempfile.mkdtemp(prefix="bench-names-", dir=work_parent))
+    try:
+        libs = {"distinct": work / "distinct", "colliding": work / "colliding"}
+        for kind, lib in libs.items():
+            make(lib, n, kind == "colliding")
+        results = {k: {"scan": [], "relayout": []} for k in libs}
+        for run in range(runs):
+            for kind, lib in libs.items():  # alternating: A B A B ...
+                db = work / f"{kind}-{run}.db"
+                secs, summary = scan(lib, db, "--no-search")
+                assert summary["added"] == n, summary
+                results[kind]["scan"].append(n / secs)
+                secs, summary = scan(lib, db, "--no-search", "--template",
+                                     '${artist|"Unknown"}/${album|"Untitled"}/${title|filename}')
+                results[kind]["relayout"].append(n / secs)
+                db.unlink()
+        report = {"n": n, "runs": runs}
+        for phase in ("scan", "relayout"):
+            d = statistics.median(results["distinct"][phase])
+            c = statistics.median(results["colliding"][phase])
+            report[phase] = {"distinct": d, "colliding": c, "ratio": c / d}
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def markdown(report):
+    lines = [f"| {report['n']:,} files | distinct names (files/s) | colliding names (files/s) | ratio |",
+             "|---|---:|---:|---:|"]
+    for phase in ("scan", "relayout"):
+        r = report[phase]
+        lines.append(f"| first {phase} | {r['distinct']:,.0f} | {r['colliding']:,.0f} | {r['ratio']:.2f}x |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-names-"))
-    try:
-        libs = {"distinct": work / "distinct", "colliding": work / "colliding"}
-        for kind, lib in libs.items():
-            make(lib, args.n, kind == "colliding")
-        results = {k: {"scan": [], "relayout": []} for k in libs}
-        for run in range(args.runs):
-            for kind, lib in libs.items():  # alternating: A B A B ...
-                db = work / f"{kind}-{run}.db"
-                secs, summary = scan(lib, db, "--no-search")
-                assert summary["added"] == args.n, summary
-                results[kind]["scan"].append(args.n / secs)
-                secs, summary = scan(lib, db, "--no-search", "--template",
-                                     '${artist|"Unknown"}/${album|"Untitled"}/${title|filename}')
-                results[kind]["relayout"].append(args.n / secs)
-                db.unlink()
-        report = {"n": args.n, "runs": args.runs}
-        print(f"| {args.n:,} files | distinct names (files/s) | colliding names (files/s) | ratio |")
-        print("|---|---:|---:|---:|")
-        for phase in ("scan", "relayout"):
-            d = statistics.median(results["distinct"][phase])
-            c = statistics.median(results["colliding"][phase])
-            report[phase] = {"distinct": d, "colliding": c, "ratio": c / d}
-            print(f"| first {phase} | {d:,.0f} | {c:,.0f} | {c / d:.2f}x |")
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=1))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    report = bench(args.n, args.runs)
+    print(markdown(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

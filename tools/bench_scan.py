@@ -64,8 +64,8 @@ def bench(n, runs, work, seed):
     for i in range(runs):
         for name in (order if i % 2 == 0 else order[::-1]):
             db = work / f"{name}-{n}.db"
-            for f in work.glob(f"{name}-{n}.db*"):
-                f.unlink()
+            for f in work.glob(f"{name}-{n}.db*"):  # the DB, its WAL, its search index
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
             first = run(syst[name](str(lib), str(db)))
             again = run(syst[name](str(lib), str(db)))
             r = results.setdefault(name, {"first_s": [], "first_rss": [], "re_s": [], "re_rss": []})
