@@ -1,32 +1,13 @@
 //! The `musicfs` binary as users and service managers run it.
 
+mod support;
+
+use support::{first_file, is_mounted, musicfs, wait_for};
+
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn musicfs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_musicfs"))
-}
-
-fn is_mounted(mnt: &Path) -> bool {
-    let mnt = std::fs::canonicalize(mnt).unwrap();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == mnt.to_str())
-}
-
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 fn sigterm(child: &Child) {
     // SAFETY: plain kill(2) on our own child.
@@ -184,18 +165,6 @@ fn walk_files(dir: &Path) -> usize {
             }
         })
         .sum()
-}
-
-fn first_file(dir: &Path) -> std::path::PathBuf {
-    let mut d = dir.to_owned();
-    loop {
-        let e = std::fs::read_dir(&d).unwrap().next().unwrap().unwrap();
-        if e.file_type().unwrap().is_dir() {
-            d = e.path();
-        } else {
-            return e.path();
-        }
-    }
 }
 
 #[test]

@@ -1,32 +1,13 @@
 //! `musicfs mount` as a service runs it: restarted while a player holds a file, unmounted
 //! from outside, given a mistyped folder or a bad DB, opened by Python.
 
+mod support;
+
+use support::{first_file, is_mounted, musicfs, wait_for};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-fn musicfs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_musicfs"))
-}
-
-fn is_mounted(mnt: &Path) -> bool {
-    let mnt = std::fs::canonicalize(mnt).unwrap();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == mnt.to_str())
-}
-
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
 
 fn signal(child: &Child, sig: i32) {
     // SAFETY: plain kill(2) on our own child.
@@ -64,18 +45,6 @@ fn mount(db: &Path, mnt: &Path, log: &Path) -> Child {
         "never mounted"
     );
     child
-}
-
-fn first_file(dir: &Path) -> PathBuf {
-    let mut d = dir.to_owned();
-    loop {
-        let e = std::fs::read_dir(&d).unwrap().next().unwrap().unwrap();
-        if e.file_type().unwrap().is_dir() {
-            d = e.path();
-        } else {
-            return e.path();
-        }
-    }
 }
 
 fn exited_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {

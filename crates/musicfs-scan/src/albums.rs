@@ -2,10 +2,11 @@
 //! `musicfs_tags::album`): new and changed files get their group's values before they are
 //! written; unchanged files whose values moved with the majority are re-placed.
 
-use musicfs_layout::{FileName, Layout};
+use musicfs_layout::Layout;
 use musicfs_tags::Track;
 use musicfs_tags::album::{Member, resolve_folder};
 
+use crate::walk::placements;
 use crate::write::{Op, PutFile, Regroup};
 
 /// A stored, unchanged file of the folder: (id, name, ext, stored track, already grouped).
@@ -25,16 +26,6 @@ fn member(t: &Track) -> Member<'_> {
         year: t.year(),
         compilation: t.compilation,
     }
-}
-
-fn render(
-    layout: &Layout,
-    track: &Track,
-    name: &[u8],
-    ext: &str,
-) -> Vec<musicfs_layout::Placement> {
-    let stem = String::from_utf8_lossy(&name[..name.len().saturating_sub(ext.len() + 1)]);
-    layout.render(track, &FileName { stem: &stem, ext })
 }
 
 /// Resolves the folder's groups over `stored` and `puts`; sets each put's group values and
@@ -57,7 +48,7 @@ pub(crate) fn regroup(
     for (put, v) in puts.iter_mut().zip(for_puts) {
         if put.track.album_group != *v {
             put.track.album_group = v.clone();
-            put.placements = render(layout, &put.track, &put.name, &put.ext);
+            put.placements = placements(layout, &put.track, &put.name, &put.ext);
         }
     }
     stored
@@ -66,7 +57,7 @@ pub(crate) fn regroup(
         .filter(|(s, v)| !s.grouped || s.track.album_group != **v)
         .map(|(mut s, v)| {
             s.track.album_group = v.clone();
-            let placements = render(layout, &s.track, &s.name, &s.ext);
+            let placements = placements(layout, &s.track, &s.name, &s.ext);
             Op::Regroup(Box::new(Regroup {
                 file_id: s.id,
                 values: v.clone(),

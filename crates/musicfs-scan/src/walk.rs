@@ -80,6 +80,18 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Where a file appears under `layout`: rendered from its track and its file name `name`
+/// (whose extension is `ext`).
+pub(crate) fn placements(
+    layout: &Layout,
+    track: &Track,
+    name: &[u8],
+    ext: &str,
+) -> Vec<musicfs_layout::Placement> {
+    let stem = String::from_utf8_lossy(&name[..name.len().saturating_sub(ext.len() + 1)]);
+    layout.render(track, &FileName { stem: &stem, ext })
+}
+
 pub(crate) fn mtime_ns(meta: &Metadata) -> i64 {
     meta.mtime()
         .saturating_mul(1_000_000_000)
@@ -422,14 +434,7 @@ impl Walk<'_> {
                 continue;
             };
             let ext = audio_extension(name).unwrap_or_default();
-            let stem = String::from_utf8_lossy(&name[..name.len() - ext.len() - 1]).into_owned();
-            let placements = self.layout.render(
-                &track,
-                &FileName {
-                    stem: &stem,
-                    ext: &ext,
-                },
-            );
+            let placements = placements(self.layout, &track, name, &ext);
             return Ok(Some(MoveFile {
                 file_id: candidate.id,
                 from: (candidate.folder_id, candidate.name),
@@ -491,14 +496,7 @@ impl Walk<'_> {
                 (Track::default(), Some(err.cause()), err.is_transient())
             }
         };
-        let stem = String::from_utf8_lossy(&name[..name.len() - ext.len() - 1]).into_owned();
-        let placements = self.layout.render(
-            &track,
-            &FileName {
-                stem: &stem,
-                ext: &ext,
-            },
-        );
+        let placements = placements(self.layout, &track, &name, &ext);
         Some(PutFile {
             origin_id: self.origin_id,
             folder: rel.to_vec(),

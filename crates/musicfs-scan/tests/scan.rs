@@ -387,7 +387,6 @@ fn a_second_scanner_is_locked_out() {
 
 #[test]
 fn small_batches_commit_progressively() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let n = 400;
     let fx = fixture(n, 37);
     // Create the DB first, so a reader can watch it from the scan's first commit.
@@ -399,24 +398,8 @@ fn small_batches_commit_progressively() {
     cfg.batch_ops = 7;
     cfg.batch_time = std::time::Duration::from_secs(600); // only the op count closes a batch
     cfg.search = false;
-    let done = AtomicBool::new(false);
-    let seen = std::thread::scope(|s| {
-        let watcher = s.spawn(|| {
-            let conn = fx.conn();
-            let mut seen = std::collections::BTreeSet::new();
-            while !done.load(Ordering::Relaxed) {
-                let files: i64 = conn
-                    .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
-                    .unwrap();
-                seen.insert(files);
-            }
-            seen
-        });
-        let summary = scan(&cfg).unwrap();
-        done.store(true, Ordering::Relaxed);
-        assert_eq!(summary.added, n as u64);
-        watcher.join().unwrap()
-    });
+    let (summary, seen) = file_counts_during(&fx, || scan(&cfg).unwrap());
+    assert_eq!(summary.added, n as u64);
     // A reader saw the library fill in, a whole batch of 7 at a time (the last one excepted).
     let between: Vec<i64> = seen
         .iter()
@@ -536,7 +519,6 @@ fn moved_and_renamed_files_keep_their_rows_tags_and_inodes() {
 /// Removing a folder of many files commits in bounded transactions: a reader sees it shrink.
 #[test]
 fn a_removed_folder_goes_in_bounded_transactions() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let fx = fixture(300, 73);
     fx.scan();
     // Everything under one folder, then that folder removed.
@@ -555,24 +537,8 @@ fn a_removed_folder_goes_in_bounded_transactions() {
     cfg.batch_ops = 20;
     cfg.batch_time = std::time::Duration::from_secs(600);
     cfg.search = false;
-    let done = AtomicBool::new(false);
-    let seen = std::thread::scope(|s| {
-        let watcher = s.spawn(|| {
-            let conn = fx.conn();
-            let mut seen = std::collections::BTreeSet::new();
-            while !done.load(Ordering::Relaxed) {
-                seen.insert(
-                    conn.query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
-                        .unwrap(),
-                );
-            }
-            seen
-        });
-        let s = scan(&cfg).unwrap();
-        done.store(true, Ordering::Relaxed);
-        assert_eq!(s.removed as i64, n, "{s:?}");
-        watcher.join().unwrap()
-    });
+    let (s, seen) = file_counts_during(&fx, || scan(&cfg).unwrap());
+    assert_eq!(s.removed as i64, n, "{s:?}");
     let between = seen.iter().filter(|&&c| c > 1 && c < n + 1).count();
     assert!(between >= 3, "removed in one go: {seen:?}");
     assert_consistent(&fx.db);
@@ -719,4 +685,30 @@ fn albums_with_patchy_tags_do_not_split() {
         "{after:?}"
     );
     assert_consistent(&db);
+}
+
+/// Runs `work` while another connection polls `count(*) FROM files`: what `work` returned,
+/// and every count a reader saw meanwhile.
+fn file_counts_during<T: Send>(
+    fx: &Fixture,
+    work: impl FnOnce() -> T + Send,
+) -> (T, std::collections::BTreeSet<i64>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let conn = fx.conn();
+            let mut seen = std::collections::BTreeSet::new();
+            while !done.load(Ordering::Relaxed) {
+                seen.insert(
+                    conn.query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
+                        .unwrap(),
+                );
+            }
+            seen
+        });
+        let out = work();
+        done.store(true, Ordering::Relaxed);
+        (out, watcher.join().unwrap())
+    })
 }
