@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{first_file, is_mounted, musicfs, wait_for};
+use support::{MountChild, first_file, is_mounted, musicfs, wait_for};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -32,7 +32,7 @@ fn library(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
 }
 
 /// `musicfs mount --db DB MNT` with its stderr in `log`; returns once mounted.
-fn mount(db: &Path, mnt: &Path, log: &Path) -> Child {
+fn mount(db: &Path, mnt: &Path, log: &Path) -> MountChild {
     let child = musicfs()
         .args(["mount", "--db"])
         .arg(db)
@@ -40,6 +40,7 @@ fn mount(db: &Path, mnt: &Path, log: &Path) -> Child {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
+    let child = MountChild::new(child, mnt);
     assert!(
         wait_for(Duration::from_secs(10), || is_mounted(mnt)),
         "never mounted"
@@ -132,17 +133,20 @@ fn a_missing_music_folder_is_refused_and_creates_nothing() {
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let db = dir.path().join("new.db");
-    let start = Instant::now();
-    let out = musicfs()
+    let log = dir.path().join("m.log");
+    let child = musicfs()
         .args(["mount", "--db"])
         .arg(&db)
         .arg(dir.path().join("Musik"))
         .arg(&mnt)
-        .output()
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(5));
+    // Had it mounted, it would wait for Ctrl-C: the guard kills it when the test fails.
+    let mut child = MountChild::new(child, &mnt);
+    let status = exited_within(&mut child, Duration::from_secs(5)).expect("did not refuse at once");
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{err}");
     assert!(
         err.contains("Musik") && err.contains("nothing was mounted"),
         "{err}"

@@ -40,3 +40,47 @@ pub fn first_file(dir: &Path) -> PathBuf {
         }
     }
 }
+
+/// A `musicfs mount` child process that cannot outlive its test: dropped (the test ended,
+/// passed or failed), it is killed and its mountpoint lazily unmounted.
+pub struct MountChild {
+    pub child: std::process::Child,
+    mountpoint: PathBuf,
+}
+
+impl MountChild {
+    pub fn new(child: std::process::Child, mountpoint: &Path) -> MountChild {
+        MountChild {
+            child,
+            mountpoint: mountpoint.to_owned(),
+        }
+    }
+}
+
+impl std::ops::Deref for MountChild {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for MountChild {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.child
+    }
+}
+
+impl Drop for MountChild {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if is_mounted(&self.mountpoint) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.mountpoint)
+                .status();
+        }
+    }
+}
