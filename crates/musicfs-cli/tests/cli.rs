@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{first_file, is_mounted, musicfs, wait_for};
+use support::{MountChild, first_file, is_mounted, musicfs, wait_for};
 
 use std::io::Read;
 use std::path::Path;
@@ -27,14 +27,17 @@ fn mount_with_a_music_folder_fills_in_live_and_sigterm_unmounts_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (music, mnt) = library(dir.path(), 40);
     let db = dir.path().join("lib.db");
-    let mut child = musicfs()
-        .args(["mount", "--db"])
-        .arg(&db)
-        .arg(&music)
-        .arg(&mnt)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = MountChild::new(
+        musicfs()
+            .args(["mount", "--db"])
+            .arg(&db)
+            .arg(&music)
+            .arg(&mnt)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        &mnt,
+    );
     assert!(
         wait_for(Duration::from_secs(10), || is_mounted(&mnt)),
         "never mounted"
@@ -72,12 +75,15 @@ fn sigterm_with_a_file_open_detaches_and_the_file_keeps_reading() {
         .status()
         .unwrap();
     assert!(scan.success());
-    let mut child = musicfs()
-        .args(["mount", "--quiet", "--db"])
-        .arg(&db)
-        .arg(&mnt)
-        .spawn()
-        .unwrap();
+    let mut child = MountChild::new(
+        musicfs()
+            .args(["mount", "--quiet", "--db"])
+            .arg(&db)
+            .arg(&mnt)
+            .spawn()
+            .unwrap(),
+        &mnt,
+    );
     assert!(wait_for(Duration::from_secs(10), || is_mounted(&mnt)));
     let file = first_file(&mnt);
     let expected_len = std::fs::metadata(&file).unwrap().len() as usize;

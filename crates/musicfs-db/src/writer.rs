@@ -61,6 +61,17 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// A statement over a folder's subtree: `sub` holds folder ?1 and every folder below it.
+macro_rules! subtree {
+    ($tail:literal) => {
+        concat!(
+            "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL \
+             SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id) ",
+            $tail
+        )
+    };
+}
+
 pub(crate) const TRACK_COLUMNS: &str = "format, duration_ms, bitrate_kbps, sample_rate, bit_depth, channels, \
      title, artist, album, albumartist, genre, date, year, track, tracktotal, disc, disctotal, \
      compilation, group_album, group_artist, group_year";
@@ -439,11 +450,9 @@ impl Writer {
     pub fn remove_folder_page(&self, folder_id: i64, limit: u32) -> Result<(u64, bool)> {
         let ids: Vec<i64> = self
             .conn
-            .prepare_cached(
-                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL \
-                 SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id) \
-                 SELECT id FROM files WHERE folder_id IN sub LIMIT ?2",
-            )
+            .prepare_cached(subtree!(
+                "SELECT id FROM files WHERE folder_id IN sub LIMIT ?2"
+            ))
             .ctx("remove_folder")?
             .query_map(params![folder_id, limit], |r| r.get(0))
             .ctx("remove_folder")?
@@ -457,20 +466,12 @@ impl Writer {
         }
         // No file left below: the folder rows go, in one statement (children with parents).
         self.conn
-            .prepare_cached(
-                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL \
-                 SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id) \
-                 DELETE FROM skipped WHERE folder_id IN sub",
-            )
+            .prepare_cached(subtree!("DELETE FROM skipped WHERE folder_id IN sub"))
             .ctx("remove_folder")?
             .execute(params![folder_id])
             .ctx("remove_folder")?;
         self.conn
-            .prepare_cached(
-                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL \
-                 SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id) \
-                 DELETE FROM folders WHERE id IN sub",
-            )
+            .prepare_cached(subtree!("DELETE FROM folders WHERE id IN sub"))
             .ctx("remove_folder")?
             .execute(params![folder_id])
             .ctx("remove_folder")?;

@@ -22,26 +22,78 @@ fn is_ours(dir: &Path) -> bool {
 }
 
 /// The sibling directory a rebuild writes into before it replaces `dir`.
+/// Unique per build: a leftover that is not ours (or not ours any more) never blocks a build.
 fn building_dir(dir: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let mut p = dir.as_os_str().to_owned();
-    p.push(".building");
+    p.push(format!(".building-{}-{nanos}", std::process::id()));
     PathBuf::from(p)
 }
 
-/// Removes `dir` if it exists and musicfs made it; refuses to touch anything else.
+/// Siblings of `dir` left by builds that a kill interrupted (or old indexes swapped out).
+fn leftover_builds(dir: &Path) -> Vec<PathBuf> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Vec::new();
+    };
+    let mut prefix = name.to_owned();
+    prefix.push(".building");
+    let prefix = prefix.to_string_lossy().into_owned();
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    std::fs::read_dir(parent)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes `dir` if it exists and musicfs made it; refuses to touch anything else. The
+/// markers go last: a removal cut short by a kill leaves a folder still marked ours, which the
+/// next attempt finishes (a marker deleted first would leave it untouchable forever).
 fn remove_ours(dir: &Path) -> Result<(), SearchError> {
     let io = |source| SearchError::Io {
         dir: dir.to_owned(),
         source,
     };
     match std::fs::symlink_metadata(dir) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(io(err)),
-        Ok(meta) if meta.is_dir() && is_ours(dir) => std::fs::remove_dir_all(dir).map_err(io),
-        Ok(_) => Err(SearchError::NotOurs {
-            dir: dir.to_owned(),
-        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(io(err)),
+        Ok(meta) if meta.is_dir() && is_ours(dir) => {}
+        Ok(_) => {
+            return Err(SearchError::NotOurs {
+                dir: dir.to_owned(),
+            });
+        }
     }
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        if name == STAMP || name == OWNER {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().map_err(io)?.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(io)?;
+        } else {
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    for marker in [STAMP, OWNER] {
+        match std::fs::remove_file(dir.join(marker)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io(err)),
+            _ => {}
+        }
+    }
+    std::fs::remove_dir(dir).map_err(io)
 }
 
 /// Heap of the index writer: segments are flushed when it fills. 20 MB keeps the scanner's
@@ -205,12 +257,18 @@ impl SearchIndex {
                 dir: dir.to_owned(),
             });
         }
+        // Builds a kill interrupted, and old indexes a kill kept from being removed: ours go,
+        // anything else is left alone (and does not stand in the way).
+        for leftover in leftover_builds(dir) {
+            if let Err(err) = remove_ours(&leftover) {
+                tracing::warn!("{err}");
+            }
+        }
         let building = building_dir(dir);
         let io = |source| SearchError::Io {
             dir: building.clone(),
             source,
         };
-        remove_ours(&building)?;
         std::fs::create_dir_all(&building).map_err(io)?;
         std::fs::write(building.join(OWNER), "musicfs search index\n").map_err(io)?;
         let (schema, _) = schema::build();
@@ -247,13 +305,10 @@ impl SearchIndex {
                 });
             }
             exchange(&building, dir).map_err(io)?;
-            // The old index now sits at `building`. A reader that read its meta.json just
-            // before the swap opens its segment files a moment later: give it that moment.
-            // (If the process exits first, the next rebuild clears it.)
-            std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_secs(2));
-                let _ = remove_ours(&building);
-            });
+            // The old index now sits at `building`. Readers that opened it keep their files;
+            // one caught mid-open retries (`open_with_reader`). A kill here leaves it for the
+            // next rebuild's cleanup.
+            remove_ours(&building)?;
         } else {
             std::fs::rename(&building, dir).map_err(io)?;
         }
@@ -326,5 +381,48 @@ impl SearchIndex {
             .try_into()
             .map_err(index_error(&self.dir))?;
         Ok(reader.searcher().num_docs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A build folder whose removal a kill cut short is still ours (markers go last) and is
+    /// finished off by the next build; a leftover that is not ours is left alone and does not
+    /// stop the build.
+    #[test]
+    fn interrupted_removals_are_finished_and_foreign_leftovers_do_not_block() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("lib.db.search");
+        // Half removed: its index files gone, its marker still there.
+        let ours = tmp.path().join("lib.db.search.building-1-1");
+        std::fs::create_dir(&ours).unwrap();
+        std::fs::write(ours.join(OWNER), "x").unwrap();
+        std::fs::write(ours.join("abc.idx"), "x").unwrap();
+        // Not ours (no marker): someone's folder, or one of an older version's half removals.
+        let foreign = tmp.path().join("lib.db.search.building-2-2");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
+
+        let index = SearchIndex::create_beside(&dir).unwrap();
+        assert!(!ours.exists(), "an interrupted removal was not finished");
+        assert_eq!(
+            std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),
+            "keep me"
+        );
+        index.finish_build("db").unwrap();
+        let index = index.install(&dir).unwrap();
+        assert!(dir.join(STAMP).is_file());
+        drop(index);
+        // A rebuild swaps the new one in and removes the old one entirely.
+        let again = SearchIndex::create_beside(&dir).unwrap();
+        again.finish_build("db").unwrap();
+        drop(again.install(&dir).unwrap());
+        let leftovers: Vec<_> = leftover_builds(&dir)
+            .into_iter()
+            .filter(|p| p != &foreign)
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }
