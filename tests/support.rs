@@ -263,3 +263,25 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// Starts sshd serving SFTP, or reports the missing prerequisite (a failure in CI).
+pub fn ssh_server(dir: &Path) -> Option<musicfs_tools::servers::SshServer> {
+    match musicfs_tools::servers::SshServer::start(dir) {
+        Ok(server) => Some(server),
+        Err(reason) => {
+            missing_prerequisite(&format!("SFTP server: {reason}"));
+            None
+        }
+    }
+}
+
+/// Starts an S3 server, or reports the missing prerequisite (a failure in CI).
+pub fn s3_server() -> Option<musicfs_tools::servers::S3Server> {
+    match musicfs_tools::servers::S3Server::start() {
+        Ok(server) => Some(server),
+        Err(reason) => {
+            missing_prerequisite(&format!("S3 server: {reason}"));
+            None
+        }
+    }
+}

@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod library;
 mod rng;
+pub mod servers;
 pub mod synthetic;
 pub mod words;
 

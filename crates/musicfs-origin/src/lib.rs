@@ -1,0 +1,90 @@
+//! Origins: where music files really live. A local folder, an SFTP server or an S3 bucket,
+//! behind one blocking interface ([`Origin`]): list a folder, stat a file, read a byte range,
+//! check health. The scanner and the mount call it from their own worker threads (never from a
+//! FUSE worker); async clients run on one small shared runtime ([`runtime`]).
+//!
+//! Credentials come from where their tools keep them (`~/.ssh`, ssh-agent, the AWS variables and
+//! `~/.aws`), are held only in memory, and never appear in `Debug`, errors or URLs.
+
+mod error;
+mod local;
+mod range;
+mod runtime;
+mod s3;
+mod secret;
+mod sftp;
+mod url;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{OriginError, Result};
+pub use local::LocalOrigin;
+pub use range::RangeReader;
+pub use runtime::runtime;
+pub use s3::S3Origin;
+pub use sftp::SftpOrigin;
+pub use url::OriginUrl;
+
+/// One child of a listed folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: Vec<u8>,
+    pub is_dir: bool,
+    pub meta: Meta,
+}
+
+/// What the origin says about a file: enough to tell whether it changed since the last scan.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Meta {
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// S3's entity tag (content-derived): a better change marker than the mtime.
+    pub etag: Option<String>,
+}
+
+/// A library's storage. Paths are relative to the origin root, `/`-separated bytes, empty for
+/// the root. Every call may block on the network for up to the origin's timeout.
+pub trait Origin: Send + Sync {
+    fn url(&self) -> &OriginUrl;
+    /// The children of the folder at `rel`: files and subfolders (symlinks are not followed).
+    fn list(&self, rel: &[u8]) -> Result<Vec<Entry>>;
+    fn stat(&self, rel: &[u8]) -> Result<Meta>;
+    /// Up to `len` bytes at `offset` (fewer only at the end of the file).
+    fn read_at(&self, rel: &[u8], offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// A cheap round trip proving the origin answers and its root exists; returns its latency.
+    fn check(&self) -> Result<Duration> {
+        let started = std::time::Instant::now();
+        self.stat_root()?;
+        Ok(started.elapsed())
+    }
+    /// Whether the root exists and has anything in it.
+    fn stat_root(&self) -> Result<bool>;
+    /// Bytes of file content fetched so far (listings and headers not counted).
+    fn bytes_fetched(&self) -> u64;
+}
+
+/// Opens the origin at `url` with credentials from the environment. Network origins connect
+/// lazily: opening never blocks, the first call does.
+pub fn open(url: &OriginUrl) -> Result<Arc<dyn Origin>> {
+    Ok(match url {
+        OriginUrl::Local(_) => Arc::new(LocalOrigin::new(url.clone())),
+        OriginUrl::Sftp { .. } => Arc::new(SftpOrigin::new(url.clone())?),
+        OriginUrl::S3 { .. } => Arc::new(S3Origin::new(url.clone())?),
+    })
+}
+
+/// `a/b` joined with `c`, as origin-relative bytes.
+pub fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    if rel.is_empty() {
+        name.to_vec()
+    } else {
+        [rel, b"/", name].concat()
+    }
+}
+
+fn timeout_option(url: &OriginUrl, default: Duration) -> Duration {
+    url.option("timeout_ms")
+        .and_then(|v| v.parse().ok())
+        .map_or(default, Duration::from_millis)
+}

@@ -1,0 +1,186 @@
+//! `Read + Seek` over ranged reads of one origin file, so a tag parser reads a remote file as
+//! if it were local while only the bytes it touches cross the network.
+//!
+//! Tag parsers read the head (tags, stream info) in small pieces, then often jump to the tail
+//! (ID3v1, APE footers, the last MPEG frame) and back. So: a miss fetches a window that starts
+//! small and doubles while reads stay sequential; a jump into the last [`TAIL`] bytes fetches
+//! the whole tail at once; the two most recent windows are kept, so head-tail-head costs no
+//! refetch.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::Origin;
+
+/// The first fetch of a run of sequential reads.
+pub const FIRST_WINDOW: usize = 64 << 10;
+/// Sequential fetches double up to this.
+pub const MAX_WINDOW: usize = 1 << 20;
+/// A read this close to the end fetches everything from here to the end.
+pub const TAIL: u64 = 16 << 10;
+
+struct Window {
+    start: u64,
+    data: Vec<u8>,
+}
+
+impl Window {
+    fn end(&self) -> u64 {
+        self.start + self.data.len() as u64
+    }
+
+    fn covers(&self, pos: u64) -> bool {
+        pos >= self.start && pos < self.end()
+    }
+}
+
+pub struct RangeReader {
+    origin: Arc<dyn Origin>,
+    rel: Vec<u8>,
+    size: u64,
+    pos: u64,
+    /// Most recent first; at most two.
+    windows: Vec<Window>,
+    next_window: usize,
+    deadline: Option<Instant>,
+    fetched: u64,
+}
+
+impl RangeReader {
+    /// A reader of the file `rel` whose size is `size` (as listed). Reads after `deadline`
+    /// fail with `TimedOut`.
+    pub fn new(
+        origin: Arc<dyn Origin>,
+        rel: Vec<u8>,
+        size: u64,
+        deadline: Option<Instant>,
+    ) -> RangeReader {
+        RangeReader {
+            origin,
+            rel,
+            size,
+            pos: 0,
+            windows: Vec::with_capacity(2),
+            next_window: FIRST_WINDOW,
+            deadline,
+            fetched: 0,
+        }
+    }
+
+    /// Bytes fetched from the origin by this reader.
+    pub fn fetched(&self) -> u64 {
+        self.fetched
+    }
+
+    fn fetch(&mut self, pos: u64, want: usize) -> std::io::Result<()> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "tag reading hit the per-file time limit",
+            ));
+        }
+        let sequential = self.windows.first().is_some_and(|w| w.end() == pos);
+        self.next_window = if sequential {
+            (self.next_window * 2).min(MAX_WINDOW)
+        } else {
+            FIRST_WINDOW
+        };
+        let (start, len) = if self.size > TAIL && pos >= self.size - TAIL {
+            (self.size - TAIL, TAIL as usize)
+        } else {
+            (pos, self.next_window.max(want))
+        };
+        let len = len.min((self.size - start) as usize);
+        let data = self
+            .origin
+            .read_at(&self.rel, start, len)
+            .map_err(crate::OriginError::into_io)?;
+        self.fetched += data.len() as u64;
+        if data.len() < len && start + (data.len() as u64) <= pos {
+            // The file is shorter than listed: it changed; report the end where it is now.
+            self.size = start + data.len() as u64;
+        }
+        self.windows.insert(0, Window { start, data });
+        self.windows.truncate(2);
+        Ok(())
+    }
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() || self.pos >= self.size {
+            return Ok(0);
+        }
+        let pos = self.pos;
+        let index = match self.windows.iter().position(|w| w.covers(pos)) {
+            Some(i) => i,
+            None => {
+                self.fetch(pos, buf.len())?;
+                match self.windows.iter().position(|w| w.covers(pos)) {
+                    Some(i) => i,
+                    None => return Ok(0), // shorter than listed
+                }
+            }
+        };
+        let window = &self.windows[index];
+        let from = (pos - window.start) as usize;
+        let n = buf.len().min(window.data.len() - from);
+        buf[..n].copy_from_slice(&window.data[from..from + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for RangeReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        let target = target.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LocalOrigin, OriginUrl};
+
+    #[test]
+    fn reads_like_the_file_and_fetches_head_and_tail_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(dir.path().join("f"), &content).unwrap();
+        let origin: Arc<dyn Origin> =
+            Arc::new(LocalOrigin::new(OriginUrl::Local(dir.path().to_owned())));
+        let mut r = RangeReader::new(origin.clone(), b"f".to_vec(), content.len() as u64, None);
+        let mut head = [0u8; 10];
+        r.read_exact(&mut head).unwrap();
+        assert_eq!(&head, &content[..10]);
+        r.seek(SeekFrom::End(-128)).unwrap();
+        let mut tail = [0u8; 128];
+        r.read_exact(&mut tail).unwrap();
+        assert_eq!(&tail[..], &content[content.len() - 128..]);
+        r.seek(SeekFrom::Start(100)).unwrap();
+        let mut again = [0u8; 1000];
+        r.read_exact(&mut again).unwrap();
+        assert_eq!(&again[..], &content[100..1100]);
+        assert_eq!(
+            r.fetched(),
+            (FIRST_WINDOW as u64) + TAIL,
+            "head and tail once each"
+        );
+        // A sequential read returns the whole file.
+        r.seek(SeekFrom::Start(0)).unwrap();
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(all, content);
+        assert_eq!(origin.bytes_fetched(), r.fetched());
+    }
+}

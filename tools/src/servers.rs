@@ -1,0 +1,296 @@
+//! Real servers on loopback for tests and benchmarks: OpenSSH's `sshd` (SFTP, key-only, a
+//! generated host key) and an S3 server (`moto_server`). Each is a child process killed when
+//! dropped. `start` returns `Err(reason)` when the server program is not installed, so the
+//! caller can fail (CI) or skip loudly (a laptop).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+fn wait_listening(port: u16, child: &mut Child, what: &str) -> Result<(), String> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited at start: {status}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("{what} did not listen on port {port} within 20 s"))
+}
+
+/// `sshd` serving SFTP (read-only) on 127.0.0.1, accepting one generated key for the current
+/// user. Its host key is in `known_hosts`; `identity_file` is the client key.
+pub struct SshServer {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub known_hosts: PathBuf,
+    pub identity_file: PathBuf,
+    config: PathBuf,
+}
+
+fn keygen(path: &Path) -> Result<(), String> {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("ssh-keygen: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("ssh-keygen failed: {status}"))
+}
+
+impl SshServer {
+    pub const SSHD: &str = "/usr/sbin/sshd";
+
+    /// Starts sshd with its keys and config in `dir` (created).
+    pub fn start(dir: &Path) -> Result<SshServer, String> {
+        if !Path::new(Self::SSHD).exists() {
+            return Err(format!(
+                "{} not installed (apt-get install openssh-server)",
+                Self::SSHD
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let host_key = dir.join("host_ed25519");
+        let identity_file = dir.join("client_ed25519");
+        if !host_key.exists() {
+            keygen(&host_key)?;
+        }
+        if !identity_file.exists() {
+            keygen(&identity_file)?;
+        }
+        std::fs::copy(
+            identity_file.with_extension("pub"),
+            dir.join("authorized_keys"),
+        )
+        .map_err(|e| e.to_string())?;
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {host}\nPidFile {dir}/sshd.pid\n\
+                 AuthorizedKeysFile {dir}/authorized_keys\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 PermitRootLogin prohibit-password\nMaxStartups 100\nMaxSessions 100\n\
+                 Subsystem sftp internal-sftp -R\n",
+                host = host_key.display(),
+                dir = dir.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut server = SshServer {
+            child: Self::spawn(&config, dir)?,
+            port,
+            dir: dir.to_owned(),
+            known_hosts: dir.join("known_hosts"),
+            identity_file,
+            config,
+        };
+        wait_listening(port, &mut server.child, "sshd")?;
+        let public =
+            std::fs::read_to_string(host_key.with_extension("pub")).map_err(|e| e.to_string())?;
+        let mut fields = public.split_whitespace();
+        let (kind, key) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+        std::fs::write(
+            &server.known_hosts,
+            format!("[127.0.0.1]:{port} {kind} {key}\n"),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(server)
+    }
+
+    fn spawn(config: &Path, dir: &Path) -> Result<Child, String> {
+        Command::new(Self::SSHD)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(dir.join("sshd.log"))
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
+            .spawn()
+            .map_err(|e| format!("{}: {e}", Self::SSHD))
+    }
+
+    /// An `sftp://` URL of `path` on this server, with the test's key and known_hosts.
+    pub fn url(&self, path: &Path) -> String {
+        format!(
+            "sftp://127.0.0.1:{}{}?identity_file={}&known_hosts={}",
+            self.port,
+            path.display(),
+            self.identity_file.display(),
+            self.known_hosts.display()
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server (connections already open stay served by their own processes).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, with the same keys.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.kill();
+        self.child = Self::spawn(&self.config, &self.dir)?;
+        wait_listening(self.port, &mut self.child, "sshd")
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        // sshd forks one process per connection; killing the group ends them too.
+        self.kill();
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("sshd.*{}", self.config.display())])
+            .status();
+    }
+}
+
+/// `moto_server`: an S3 server in memory, speaking HTTP on 127.0.0.1. Accepts any
+/// credentials.
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl S3Server {
+    /// The program: `$MUSICFS_MOTO_SERVER`, else `moto_server` on the `PATH`.
+    pub fn program() -> String {
+        std::env::var("MUSICFS_MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned())
+    }
+
+    pub fn start() -> Result<S3Server, String> {
+        let port = free_port();
+        let child = Command::new(Self::program())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (pip install 'moto[server]', or set MUSICFS_MOTO_SERVER)",
+                    Self::program()
+                )
+            })?;
+        let mut server = S3Server { child, port };
+        wait_listening(port, &mut server.child, "moto_server")?;
+        Ok(server)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An `s3://` URL of `bucket/prefix` on this server.
+    pub fn url(&self, bucket: &str, prefix: &str) -> String {
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("/{prefix}")
+        };
+        format!("s3://{bucket}{prefix}?endpoint={}", self.endpoint())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Creates `bucket` and uploads every file under `dir` to `prefix/<relative path>`.
+    /// Returns the relative paths uploaded: names that cannot be S3 keys (not UTF-8, or with
+    /// control characters, which the S3 client refuses) are left out.
+    pub fn upload(&self, bucket: &str, prefix: &str, dir: &Path) -> anyhow::Result<Vec<String>> {
+        use object_store::ObjectStoreExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        create_bucket(&self.endpoint(), bucket)?;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_endpoint(self.endpoint())
+            .with_allow_http(true)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()?;
+        let mut uploaded = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(folder) = stack.pop() {
+            for entry in std::fs::read_dir(&folder)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    stack.push(entry.path());
+                    continue;
+                }
+                let Some(rel) = entry.path().strip_prefix(dir)?.to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let key = if prefix.is_empty() {
+                    rel.clone()
+                } else {
+                    format!("{prefix}/{rel}")
+                };
+                let Ok(key) = object_store::path::Path::parse(key) else {
+                    continue;
+                };
+                let bytes = std::fs::read(entry.path())?;
+                runtime.block_on(store.put(&key, bytes.into()))?;
+                uploaded.push(rel);
+            }
+        }
+        Ok(uploaded)
+    }
+}
+
+/// `PUT /bucket` with a bare HTTP/1.1 request: moto accepts unsigned requests, and this keeps
+/// an HTTP client out of the tools' dependencies.
+fn create_bucket(endpoint: &str, bucket: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host)?;
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    anyhow::ensure!(
+        answer.starts_with("HTTP/1.1 200"),
+        "creating bucket {bucket}: {}",
+        answer.lines().next().unwrap_or("")
+    );
+    Ok(())
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
