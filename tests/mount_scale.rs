@@ -114,6 +114,7 @@ fn a_100k_entry_directory_lists_completely_and_stably_while_the_scanner_writes()
                             scan_error: None,
                             scan_retry: false,
                             identity: None,
+                            etag: None,
                         },
                     )
                     .unwrap();

@@ -114,6 +114,22 @@ pub fn write_track(path: &Path, format: Format, track: &Track, salt: u32) -> any
     Ok(())
 }
 
+/// Appends about `bytes` of audio to a file written by [`write_track`], so it has the size of
+/// a real track: MPEG frames for MP3 (a parser scanning frames finds frames), silence
+/// elsewhere (FLAC, WAV and AIFF parsers take the stream length from headers, not frames).
+pub fn pad_audio(path: &Path, format: Format, bytes: usize) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+    let padding = match format {
+        Format::Mp3 => {
+            let mut frame = vec![0u8; 417];
+            frame[..4].copy_from_slice(&[0xFF, 0xFB, 0x90, 0x64]);
+            frame.repeat(bytes / 417)
+        }
+        _ => vec![0u8; bytes],
+    };
+    file.write_all(&padding)
+}
+
 /// An Ogg Opus file whose header declares 0 channels: lofty 0.25 panics reading its
 /// properties. The scanner must contain that panic and record the file.
 pub fn write_hostile_opus(path: &Path) -> std::io::Result<()> {

@@ -9,6 +9,6 @@ pub mod servers;
 pub mod synthetic;
 pub mod words;
 
-pub use audio::{Format, write_hostile_opus, write_track};
+pub use audio::{Format, pad_audio, write_hostile_opus, write_track};
 pub use library::{GeneratedFile, generate_library, generate_library_with};
 pub use rng::Rng;

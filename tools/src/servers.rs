@@ -231,14 +231,7 @@ impl S3Server {
             .enable_all()
             .build()?;
         create_bucket(&self.endpoint(), bucket)?;
-        let store = object_store::aws::AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_region("us-east-1")
-            .with_endpoint(self.endpoint())
-            .with_allow_http(true)
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-            .build()?;
+        let store = self.store(bucket)?;
         let mut uploaded = Vec::new();
         let mut stack = vec![dir.to_owned()];
         while let Some(folder) = stack.pop() {
@@ -265,6 +258,30 @@ impl S3Server {
             }
         }
         Ok(uploaded)
+    }
+}
+
+impl S3Server {
+    fn store(&self, bucket: &str) -> anyhow::Result<object_store::aws::AmazonS3> {
+        Ok(object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_endpoint(self.endpoint())
+            .with_allow_http(true)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()?)
+    }
+
+    /// Deletes the object `key` of `bucket`.
+    pub fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
+        use object_store::ObjectStoreExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let store = self.store(bucket)?;
+        runtime.block_on(store.delete(&object_store::path::Path::parse(key)?))?;
+        Ok(())
     }
 }
 

@@ -227,8 +227,13 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
         [music, mountpoint] => (Some(music.clone()), mountpoint.clone()),
         _ => unreachable!("clap enforces 1..=2 paths"),
     };
+    let remote = match music_dir.as_ref().and_then(|m| m.to_str()) {
+        Some(url) if url.contains("://") => Some(musicfs_origin::OriginUrl::parse(url)?),
+        _ => None,
+    };
     // A mistyped music folder must not mount an empty tree (and create a DB): refuse first.
     if let Some(music) = &music_dir
+        && remote.is_none()
         && let Err(err) = std::fs::read_dir(music)
     {
         anyhow::bail!(
@@ -269,7 +274,14 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
     if let Some(music_dir) = music_dir {
         // Delta scan in the background: cheap when nothing changed, fills the tree live when
         // the DB is new. A refused or failed scan leaves the mount serving what the DB has.
-        let scan_cfg = musicfs_scan::ScanConfig::new(&db, vec![music_dir]);
+        let scan_cfg = match remote {
+            Some(url) => {
+                let mut cfg = musicfs_scan::ScanConfig::new(&db, Vec::new());
+                cfg.remotes = vec![url];
+                cfg
+            }
+            None => musicfs_scan::ScanConfig::new(&db, vec![music_dir]),
+        };
         std::thread::Builder::new()
             .name("musicfs-scan".into())
             .spawn(move || match musicfs_scan::scan(&scan_cfg) {

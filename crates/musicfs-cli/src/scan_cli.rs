@@ -17,7 +17,8 @@ const EXIT_READ_ERRORS: u8 = 5;
 /// Scan music folders into a musicfs database: tags in, virtual tree out, only the delta written.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Music folders (origin roots). Defaults to `roots` of the config file.
+    /// Music folders (origin roots): paths, `sftp://[user@]host[:port]/path` or
+    /// `s3://bucket/prefix` URLs. Defaults to `roots` of the config file.
     roots: Vec<PathBuf>,
     /// The database (created if missing). Default: $XDG_DATA_HOME/musicfs/library.db.
     #[arg(long, env = "MUSICFS_DB")]
@@ -130,7 +131,15 @@ fn run(args: Args) -> anyhow::Result<u8> {
     } else {
         args.templates.iter().map(|t| split_view(t)).collect()
     };
-    let mut cfg = ScanConfig::new(db, roots);
+    let (mut locals, mut remotes) = (Vec::new(), Vec::new());
+    for root in roots {
+        match root.to_str().filter(|r| r.contains("://")) {
+            Some(url) => remotes.push(musicfs_origin::OriginUrl::parse(url)?),
+            None => locals.push(root),
+        }
+    }
+    let mut cfg = ScanConfig::new(db, locals);
+    cfg.remotes = remotes;
     cfg.templates = templates;
     cfg.case_insensitive = args.case_insensitive.or(file.case_insensitive);
     cfg.allow_empty = args.allow_empty;
@@ -159,6 +168,12 @@ fn run(args: Args) -> anyhow::Result<u8> {
             summary.seconds,
             summary.files_per_second()
         );
+        if summary.bytes_fetched > 0 {
+            eprintln!(
+                "{:.1} MB fetched from remote origins",
+                summary.bytes_fetched as f64 / 1e6
+            );
+        }
     }
     Ok(if summary.errors > 0 {
         EXIT_READ_ERRORS

@@ -44,6 +44,8 @@ pub struct StoredFile {
     pub ino: Option<i64>,
     /// Its album-group values were resolved (`files.grouped`).
     pub grouped: bool,
+    /// The S3 ETag when it was read (`files.etag`).
+    pub etag: Option<String>,
 }
 
 /// A stored file found by its (device, inode): a candidate for "moved here".
@@ -75,14 +77,14 @@ pub const READDIR_NAMES: &str = "SELECT id, name, file_id IS NOT NULL FROM entri
      WHERE parent_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 pub const FOLDER_ID: &str = "SELECT id FROM folders WHERE origin_id = ?1 AND path = ?2";
 pub const CHILD_FOLDERS: &str = "SELECT id, path FROM folders WHERE parent_id = ?1";
-pub const FOLDER_FILES: &str = "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id, grouped FROM files \
-     WHERE folder_id = ?1";
+pub const FOLDER_FILES: &str = "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id, grouped, \
+     etag FROM files WHERE folder_id = ?1";
 pub const FILE_IN_FOLDER: &str = "SELECT id, name, size, mtime_ns, scan_retry, ino, folder_id, \
-     grouped FROM files \
+     grouped, etag FROM files \
      WHERE folder_id = ?1 AND name = ?2";
 pub const FILES_BY_IDENTITY: &str =
     "SELECT id, folder_id, name, size, mtime_ns FROM files WHERE ino = ?2 AND dev = ?1";
-pub const BACKING_PATH: &str = "SELECT o.id, o.root, d.path, f.name FROM files f \
+pub const BACKING_PATH: &str = "SELECT o.id, o.root, d.path, f.name, o.kind FROM files f \
      JOIN folders d ON d.id = f.folder_id JOIN origins o ON o.id = d.origin_id WHERE f.id = ?1";
 pub const SKIPPED_NAMES: &str = "SELECT name FROM skipped WHERE folder_id = ?1";
 pub const CHANGES_SINCE: &str =
@@ -123,6 +125,7 @@ fn stored_file(r: &Row<'_>) -> rusqlite::Result<StoredFile> {
         ino: r.get(5)?,
         folder_id: r.get(6)?,
         grouped: r.get(7)?,
+        etag: r.get(8)?,
     })
 }
 
@@ -222,6 +225,8 @@ pub struct BackingPath {
     pub root: Vec<u8>,
     /// Path bytes relative to the root (never empty).
     pub rel: Vec<u8>,
+    /// `origins.kind`: `local`, `sftp` or `s3` (then `root` is the origin's URL).
+    pub kind: String,
 }
 
 impl BackingPath {
@@ -244,6 +249,7 @@ pub fn backing_path(conn: &Connection, file_id: i64) -> Result<Option<BackingPat
             origin_id: r.get(0)?,
             root: r.get::<_, PathBytes>(1)?.into_vec(),
             rel,
+            kind: r.get(4)?,
         })
     })
     .optional()

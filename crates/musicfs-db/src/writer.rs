@@ -25,6 +25,8 @@ pub struct FileRecord<'a> {
     pub scan_retry: bool,
     /// (device, inode) as listed (`files.dev`, `files.ino`).
     pub identity: Option<(i64, i64)>,
+    /// The S3 ETag as listed (`files.etag`).
+    pub etag: Option<&'a str>,
 }
 
 /// Naming rules of the virtual tree, supplied by the layout: the DB crate stores names, the
@@ -182,11 +184,19 @@ impl Writer {
 
     /// The id of the origin rooted at `root`, created if new.
     pub fn origin(&self, root: &[u8]) -> Result<i64> {
+        self.origin_of_kind(root, "local")
+    }
+
+    /// The id of the origin `root` of `kind` (`local`: an absolute path; `sftp`, `s3`: a URL),
+    /// created if new.
+    pub fn origin_of_kind(&self, root: &[u8], kind: &str) -> Result<i64> {
         let root = PathBytes::borrowed(root);
         self.conn
-            .prepare_cached("INSERT INTO origins (root) VALUES (?1) ON CONFLICT (root) DO NOTHING")
+            .prepare_cached(
+                "INSERT INTO origins (root, kind) VALUES (?1, ?2) ON CONFLICT (root) DO NOTHING",
+            )
             .ctx("origin")?
-            .execute(params![root])
+            .execute(params![root, kind])
             .ctx("origin")?;
         self.conn
             .prepare_cached("SELECT id FROM origins WHERE root = ?1")
@@ -238,9 +248,9 @@ impl Writer {
         }
         let sql = format!(
             "INSERT INTO files (folder_id, name, size, mtime_ns, ext, scan_error, scanned_ns, \
-             {TRACK_COLUMNS}, scan_retry, dev, ino, grouped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-             ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-             ?26, ?27, ?28, ?29, ?30, ?31, 1) \
+             {TRACK_COLUMNS}, scan_retry, dev, ino, etag, grouped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+             ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, \
+             ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, 1) \
              ON CONFLICT (folder_id, name) DO UPDATE SET size = excluded.size, \
              mtime_ns = excluded.mtime_ns, ext = excluded.ext, scan_error = excluded.scan_error, \
              scanned_ns = excluded.scanned_ns, format = excluded.format, \
@@ -253,7 +263,7 @@ impl Writer {
              compilation = excluded.compilation, scan_retry = excluded.scan_retry, \
              dev = excluded.dev, ino = excluded.ino, group_album = excluded.group_album, \
              group_artist = excluded.group_artist, group_year = excluded.group_year, \
-             grouped = 1 RETURNING id"
+             etag = excluded.etag, grouped = 1 RETURNING id"
         );
         self.conn
             .prepare_cached(&sql)
@@ -291,6 +301,7 @@ impl Writer {
                     rec.scan_retry,
                     rec.identity.map(|i| i.0),
                     rec.identity.map(|i| i.1),
+                    rec.etag,
                 ],
                 |r| r.get(0),
             )

@@ -45,6 +45,7 @@ fn add(w: &Writer, name: &[u8], path: &[&str], policy: &dyn NamePolicy) -> i64 {
                 scan_error: None,
                 scan_retry: false,
                 identity: None,
+                etag: None,
             },
         )
         .unwrap();

@@ -592,8 +592,11 @@ fn finish_open(
     passthrough: &AtomicBool,
     reply: ReplyOpen,
 ) {
-    if passthrough.load(Ordering::Relaxed) && !file.on_network_fs {
-        match handles.backing(ino, || reply.open_backing(&file.file)) {
+    if let Some(local) = file.local_file()
+        && passthrough.load(Ordering::Relaxed)
+        && !file.on_network_fs
+    {
+        match handles.backing(ino, || reply.open_backing(local)) {
             Ok(id) => {
                 let fh = handles.insert(Handle::Passthrough(id.clone(), file));
                 return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);

@@ -124,15 +124,23 @@ pub(crate) fn on_network_fs(file: &File) -> bool {
     NETWORK_FS_MAGIC.contains(&(st.f_type as u32))
 }
 
+/// Where an open file's bytes come from.
+pub(crate) enum Content {
+    /// A file of a local origin (or of a network filesystem mounted by the OS).
+    Local(File),
+    /// A file of a remote origin, read in ranges.
+    Remote(crate::remote::RemoteFile),
+}
+
 /// An open backing file, with what its reads need to answer and to say what went wrong.
 pub(crate) struct BackingFile {
-    pub file: File,
+    pub content: Content,
     /// The size the DB (and the kernel) knows: reads never go past it.
     pub size: u64,
     pub path: PathBuf,
     /// The process that opened it (for "who holds the mount").
     pub pid: u32,
-    /// On a filesystem whose server can stop answering ([`on_network_fs`]).
+    /// On a filesystem whose server can stop answering ([`on_network_fs`]), or remote.
     pub on_network_fs: bool,
     /// `RWF_NOWAIT` is refused by this file's filesystem (FUSE, some network filesystems):
     /// skip the attempt and go straight to a blocking thread.
@@ -144,10 +152,34 @@ impl BackingFile {
         BackingFile {
             pid,
             on_network_fs: on_network_fs(&file),
-            file,
+            content: Content::Local(file),
             size,
             path,
             nowait_unsupported: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn remote(
+        file: crate::remote::RemoteFile,
+        size: u64,
+        path: PathBuf,
+        pid: u32,
+    ) -> BackingFile {
+        BackingFile {
+            pid,
+            on_network_fs: true,
+            content: Content::Remote(file),
+            size,
+            path,
+            nowait_unsupported: AtomicBool::new(true),
+        }
+    }
+
+    /// The local file, for kernel passthrough (`None` for remote files).
+    pub(crate) fn local_file(&self) -> Option<&File> {
+        match &self.content {
+            Content::Local(file) => Some(file),
+            Content::Remote(_) => None,
         }
     }
 
@@ -164,6 +196,10 @@ impl BackingFile {
             buf.clear();
             return true;
         }
+        let file = match &self.content {
+            Content::Local(file) => file,
+            Content::Remote(remote) => return remote.read_cached(offset, wanted, buf),
+        };
         if self.nowait_unsupported.load(Ordering::Relaxed) {
             return false;
         }
@@ -175,7 +211,7 @@ impl BackingFile {
         // SAFETY: one iovec over `buf`'s `wanted` initialized bytes; the fd is open.
         let n = unsafe {
             libc::preadv2(
-                self.file.as_raw_fd(),
+                file.as_raw_fd(),
                 &iov,
                 1,
                 offset as libc::off_t,
@@ -196,13 +232,14 @@ impl BackingFile {
     /// Call on a blocking thread.
     pub(crate) fn read_blocking(&self, offset: u64, size: u32) -> io::Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
+        let file = match &self.content {
+            Content::Local(file) => file,
+            Content::Remote(remote) => return remote.read(offset, self.wanted(offset, size)),
+        };
         let mut buf = vec![0; self.wanted(offset, size)];
         let mut filled = 0;
         while filled < buf.len() {
-            match self
-                .file
-                .read_at(&mut buf[filled..], offset + filled as u64)
-            {
+            match file.read_at(&mut buf[filled..], offset + filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}

@@ -16,6 +16,7 @@ mod io;
 mod mount;
 mod mountinfo;
 mod ops;
+mod remote;
 mod search;
 mod watch;
 

@@ -149,6 +149,7 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
         search: cfg
             .search
             .then(|| crate::search::SearchFolder::new(pool.clone(), cfg.db.clone())),
+        remotes: Default::default(),
     };
 
     let mut config = Config::default();

@@ -38,6 +38,8 @@ pub(crate) struct MusicFs {
     pub readdirplus: bool,
     /// `/.search/`, when enabled.
     pub search: Option<crate::search::SearchFolder>,
+    /// Remote origins (SFTP, S3), opened when a file of theirs is first opened.
+    pub remotes: Arc<crate::remote::RemoteOrigins>,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, FsError>;
@@ -172,6 +174,7 @@ impl MusicFs {
             path: PathBuf::from(OsStr::from_bytes(&backing.absolute())),
             backing,
             pool: self.pool.clone(),
+            remotes: self.remotes.clone(),
         })
     }
 
@@ -201,12 +204,16 @@ pub(crate) struct OpenJob {
     pub path: PathBuf,
     backing: queries::BackingPath,
     pool: ReadPool,
+    remotes: Arc<crate::remote::RemoteOrigins>,
 }
 
 impl OpenJob {
     /// Opens the backing file beneath its music folder and checks its size against the DB
     /// (never bytes under a stale size). May block on the disk: call on a blocking thread.
     pub(crate) fn open(self, pid: u32) -> Result<BackingFile> {
+        if self.backing.kind != "local" {
+            return self.open_remote(pid);
+        }
         let file = crate::backing::open_beneath(&self.backing.root, &self.backing.rel, || {
             outside_policy(&self.pool)
         })
@@ -235,6 +242,33 @@ impl OpenJob {
             });
         }
         Ok(BackingFile::new(file, self.size, self.path, pid))
+    }
+}
+
+impl OpenJob {
+    /// Opens a file of a remote origin: its size is checked against the DB (one round trip),
+    /// its bytes are fetched as they are read.
+    fn open_remote(self, pid: u32) -> Result<BackingFile> {
+        let backing_error = |source: std::io::Error| FsError::Backing {
+            path: self.path.clone(),
+            source,
+        };
+        let origin = self
+            .remotes
+            .get(self.backing.origin_id, &self.backing.root)
+            .map_err(|e| backing_error(e.into_io()))?;
+        let meta = origin
+            .stat(&self.backing.rel)
+            .map_err(|e| backing_error(e.into_io()))?;
+        if meta.size != self.size {
+            return Err(FsError::Changed {
+                path: self.path,
+                db: self.size,
+                disk: meta.size,
+            });
+        }
+        let file = crate::remote::RemoteFile::new(origin, self.backing.rel);
+        Ok(BackingFile::remote(file, self.size, self.path, pid))
     }
 }
 

@@ -80,16 +80,24 @@ impl RangeReader {
                 "tag reading hit the per-file time limit",
             ));
         }
-        let sequential = self.windows.first().is_some_and(|w| w.end() == pos);
-        self.next_window = if sequential {
+        let last = self.windows.first().map(|w| (w.start, w.end()));
+        let forward = last.is_some_and(|(_, end)| end == pos);
+        // A parser scanning backwards (MPEG looking for the last frame) reads just before the
+        // last window: fetch the window that ends where it starts.
+        let backward =
+            last.is_some_and(|(start, _)| pos < start && pos + (self.next_window as u64) >= start);
+        self.next_window = if forward || backward {
             (self.next_window * 2).min(MAX_WINDOW)
         } else {
             FIRST_WINDOW
         };
-        let (start, len) = if self.size > TAIL && pos >= self.size - TAIL {
-            (self.size - TAIL, TAIL as usize)
-        } else {
-            (pos, self.next_window.max(want))
+        let (start, len) = match last {
+            _ if self.size > TAIL && pos >= self.size - TAIL => (self.size - TAIL, TAIL as usize),
+            Some((last_start, _)) if backward => {
+                let start = last_start.saturating_sub(self.next_window as u64).min(pos);
+                (start, (last_start - start) as usize)
+            }
+            _ => (pos, self.next_window.max(want)),
         };
         let len = len.min((self.size - start) as usize);
         let data = self
@@ -182,5 +190,29 @@ mod tests {
         r.read_to_end(&mut all).unwrap();
         assert_eq!(all, content);
         assert_eq!(origin.bytes_fetched(), r.fetched());
+    }
+
+    #[test]
+    fn a_backward_scan_costs_what_a_forward_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(dir.path().join("f"), &content).unwrap();
+        let origin: Arc<dyn Origin> =
+            Arc::new(LocalOrigin::new(OriginUrl::Local(dir.path().to_owned())));
+        let mut r = RangeReader::new(origin.clone(), b"f".to_vec(), content.len() as u64, None);
+        let mut pos = content.len() as u64 - 1000;
+        let mut buf = [0u8; 500];
+        while pos > 1000 {
+            r.seek(SeekFrom::Start(pos)).unwrap();
+            r.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf[..], &content[pos as usize..pos as usize + 500]);
+            pos -= 999;
+        }
+        assert!(
+            r.fetched() < 2 * content.len() as u64,
+            "fetched {} for a {} byte file",
+            r.fetched(),
+            content.len()
+        );
     }
 }

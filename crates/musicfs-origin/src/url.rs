@@ -93,6 +93,30 @@ impl OriginUrl {
         !matches!(self, OriginUrl::Local(_))
     }
 
+    /// `rel` inside this origin, for messages: the URL without its options, then `/rel`.
+    pub fn locate(&self, rel: &[u8]) -> String {
+        let base = match self {
+            OriginUrl::Local(path) => path.display().to_string(),
+            OriginUrl::Sftp { options, .. } | OriginUrl::S3 { options, .. } => {
+                let full = self.to_string();
+                if options.is_empty() {
+                    full
+                } else {
+                    full[..full.find('?').unwrap_or(full.len())].to_owned()
+                }
+            }
+        };
+        if rel.is_empty() {
+            base
+        } else {
+            format!(
+                "{}/{}",
+                base.trim_end_matches('/'),
+                String::from_utf8_lossy(rel)
+            )
+        }
+    }
+
     pub fn option(&self, key: &str) -> Option<&str> {
         let options = match self {
             OriginUrl::Local(_) => return None,

@@ -5,8 +5,12 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
     pub db: PathBuf,
-    /// Origin roots to scan. Origins already in the DB but not named here are left alone.
+    /// Local origin roots to scan. Origins already in the DB but not named here are left alone.
     pub roots: Vec<PathBuf>,
+    /// Remote origins to scan (`sftp://…`, `s3://…`).
+    pub remotes: Vec<musicfs_origin::OriginUrl>,
+    /// Files of remote origins read at once: their reads wait on round trips, not on a core.
+    pub remote_parallel: usize,
     /// (view name, template). Empty: keep the layout stored in the DB (or the default).
     pub templates: Vec<(String, String)>,
     /// Names in one directory collide case-insensitively. `None`: keep the stored setting.
@@ -38,6 +42,8 @@ impl ScanConfig {
         ScanConfig {
             db: db.into(),
             roots,
+            remotes: Vec::new(),
+            remote_parallel: 32,
             templates: Vec::new(),
             case_insensitive: None,
             allow_empty: false,

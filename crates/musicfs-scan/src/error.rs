@@ -24,6 +24,9 @@ pub enum ScanError {
         root: PathBuf,
         source: std::io::Error,
     },
+    /// A remote origin could not be opened or reached (and the DB has nothing from it yet).
+    #[error("cannot scan: {0}")]
+    Origin(musicfs_origin::OriginError),
     #[error("cannot start worker threads: {0}")]
     Threads(#[from] rayon::ThreadPoolBuildError),
     #[error("the database writer stopped: {0}")]

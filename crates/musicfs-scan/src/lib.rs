@@ -15,6 +15,7 @@ mod error;
 mod lock;
 mod policy;
 mod relayout;
+mod remote;
 mod scan;
 mod summary;
 mod walk;

@@ -2,6 +2,9 @@ use std::fs;
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use musicfs_origin::{Origin, OriginUrl};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, mpsc};
 use std::time::Instant;
@@ -15,7 +18,7 @@ use crate::lock::ScanLock;
 use crate::policy::LayoutPolicy;
 use crate::relayout::relayout;
 use crate::summary::Counters;
-use crate::walk::Walk;
+use crate::walk::{Source, Walk};
 use crate::write::{self, Batching};
 use crate::{ScanConfig, ScanError, Summary};
 
@@ -44,6 +47,10 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
         let (origin_id, root) = check_root(&writer, root, cfg.allow_empty)?;
         let root_identity = identity(&root);
         origins.push((origin_id, root, root_identity));
+    }
+    let mut remotes = Vec::with_capacity(cfg.remotes.len());
+    for url in &cfg.remotes {
+        remotes.push(check_remote(&writer, url, cfg.allow_empty)?);
     }
 
     // Every music folder's root, canonical: symlinks may point anywhere beneath them. The
@@ -110,12 +117,27 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
         .num_threads(threads)
         .thread_name(|i| format!("musicfs-scan-{i}"))
         .build()?;
+    let remote_workers = if remotes.is_empty() {
+        None
+    } else {
+        Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cfg.remote_parallel.max(1))
+                .thread_name(|i| format!("musicfs-scan-net-{i}"))
+                .build()?,
+        )
+    };
     let pool = ReadPool::open(
         &cfg.db,
         // Walkers read each folder's rows once: the OS page cache serves them well, and a
         // small SQLite cache and no mmap keep the scanner's RSS flat as the DB grows.
         &PoolOptions {
-            max_size: threads as u32 + 2,
+            max_size: threads.max(if remotes.is_empty() {
+                0
+            } else {
+                cfg.remote_parallel
+            }) as u32
+                + 2,
             mmap_size: 0,
             cache_kib: 2 << 10,
             vm_kilosteps: None,
@@ -142,6 +164,12 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
                 origin_lost.lock().unwrap().get_or_insert(root.clone());
                 break;
             };
+            let source = Source::Local {
+                root,
+                root_identity,
+                music_roots: &music_roots,
+                follow_external: cfg.follow_external_symlinks,
+            };
             let walk = Walk {
                 pool: &pool,
                 tx: tx.clone(),
@@ -149,17 +177,43 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
                 counters: &counters,
                 progress: &progress,
                 origin_id: *origin_id,
-                root,
-                root_identity,
+                source: &source,
                 tag_timeout: cfg.tag_timeout,
                 stop: &stop,
                 db_error: &db_error,
                 origin_lost: &origin_lost,
-                music_roots: &music_roots,
-                follow_external: cfg.follow_external_symlinks,
                 various_artists: &cfg.various_artists,
             };
             workers.install(|| walk.folder(Vec::new()));
+        }
+        for (origin_id, origin) in &remotes {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let source = Source::Remote(origin.clone());
+            let walk = Walk {
+                pool: &pool,
+                tx: tx.clone(),
+                layout: &layout,
+                counters: &counters,
+                progress: &progress,
+                origin_id: *origin_id,
+                source: &source,
+                tag_timeout: cfg.tag_timeout,
+                stop: &stop,
+                db_error: &db_error,
+                origin_lost: &origin_lost,
+                various_artists: &cfg.various_artists,
+            };
+            let fetched_before = origin.bytes_fetched();
+            remote_workers
+                .as_ref()
+                .expect("a pool for remote origins")
+                .install(|| walk.folder(Vec::new()));
+            Counters::bump(
+                &counters.bytes_fetched,
+                origin.bytes_fetched() - fetched_before,
+            );
         }
         // Removals were held back until every folder was seen; apply them only after a walk
         // that was not cut short (a lost origin, a DB error): never delete on doubt.
@@ -177,8 +231,9 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
     if let Some(root) = origin_lost.into_inner().unwrap() {
         return Err(ScanError::Refused {
             root,
-            reason: "the folder vanished or was replaced during the scan (unmounted?); \
-                     stopped without removing anything it no longer lists"
+            reason: "it vanished, was replaced or stopped answering during the scan \
+                     (unmounted? network down?); what was read is kept, nothing it no longer \
+                     lists was removed; scan again to finish"
                 .into(),
         });
     }
@@ -258,6 +313,48 @@ fn check_root(
     }
     let origin_id = writer.origin(canonical.as_os_str().as_bytes())?;
     Ok((origin_id, canonical))
+}
+
+/// Opens a remote origin and applies the never-delete-on-doubt rules: an origin that cannot be
+/// reached, or answers empty, while the DB has files from it is refused. Returns (origin id,
+/// origin).
+fn check_remote(
+    writer: &Writer,
+    url: &OriginUrl,
+    allow_empty: bool,
+) -> Result<(i64, Arc<dyn Origin>), ScanError> {
+    let root = url.to_string();
+    let known_files = || -> Result<bool, ScanError> {
+        Ok(match queries::origin_id(writer.conn(), root.as_bytes())? {
+            Some(id) => queries::origin_has_files(writer.conn(), id)?,
+            None => false,
+        })
+    };
+    let refuse = |reason: String| ScanError::Refused {
+        root: PathBuf::from(url.locate(b"")),
+        reason,
+    };
+    let origin = musicfs_origin::open(url).map_err(ScanError::Origin)?;
+    match origin.stat_root() {
+        Ok(true) => {}
+        Ok(false) if known_files()? && !allow_empty => {
+            return Err(refuse(
+                "it answers empty but the database has files from it; is it the right \
+                 bucket, prefix or path? Pass --allow-empty to remove them. Nothing was changed"
+                    .to_owned(),
+            ));
+        }
+        Ok(false) => {}
+        Err(err) if known_files()? => {
+            return Err(refuse(format!(
+                "it cannot be reached ({err}) but the database has files from it. Nothing was \
+                 changed"
+            )));
+        }
+        Err(err) => return Err(ScanError::Origin(err)),
+    }
+    let origin_id = writer.origin_of_kind(root.as_bytes(), url.kind())?;
+    Ok((origin_id, origin))
 }
 
 fn rebuild_bar(wanted: bool) -> ProgressBar {

@@ -14,6 +14,8 @@ pub struct Summary {
     pub relayout: u64,
     /// Files found moved or renamed within their origin: followed, not read again.
     pub moved: u64,
+    /// Bytes of file content fetched from remote origins (tag reads).
+    pub bytes_fetched: u64,
     pub seconds: f64,
 }
 
@@ -38,6 +40,10 @@ pub(crate) struct Counters {
     pub errors: AtomicU64,
     pub relayout: AtomicU64,
     pub moved: AtomicU64,
+    /// Audio files seen in remote listings, and read from them (for the progress line).
+    pub listed: AtomicU64,
+    pub read: AtomicU64,
+    pub bytes_fetched: AtomicU64,
 }
 
 impl Counters {
@@ -54,6 +60,7 @@ impl Counters {
             errors: self.errors.load(Relaxed),
             relayout: self.relayout.load(Relaxed),
             moved: self.moved.load(Relaxed),
+            bytes_fetched: self.bytes_fetched.load(Relaxed),
             seconds,
         }
     }

@@ -32,47 +32,94 @@ pub(crate) struct Walk<'a> {
     pub counters: &'a Counters,
     pub progress: &'a ProgressBar,
     pub origin_id: i64,
-    pub root: &'a Path,
-    /// The root's (device, inode) when the scan checked it.
-    pub root_identity: (u64, u64),
+    pub source: &'a Source<'a>,
     pub tag_timeout: std::time::Duration,
     /// Set when the writer is gone or the DB failed: walkers stop early.
     pub stop: &'a AtomicBool,
     pub db_error: &'a std::sync::Mutex<Option<DbError>>,
-    /// Set (to the root) when the root vanished or changed mid-scan: walkers stop.
+    /// Set (to the root) when the root vanished or changed mid-scan, or a remote origin
+    /// stopped answering: walkers stop.
     pub origin_lost: &'a std::sync::Mutex<Option<PathBuf>>,
-    /// Canonical roots of every music folder: a symlink may point anywhere beneath them.
-    pub music_roots: &'a [PathBuf],
-    /// Index symlinks that leave every music folder too (`--follow-external-symlinks`).
-    pub follow_external: bool,
     /// The album artist of a compilation (an album group of several artists, none leading).
     pub various_artists: &'a str,
 }
 
+/// Where the walked origin is, and how to reach it.
+pub(crate) enum Source<'a> {
+    /// A folder of this machine: walked with the OS, symlinks checked against every music
+    /// folder, files followed across renames by (device, inode).
+    Local {
+        root: &'a Path,
+        /// The root's (device, inode) when the scan checked it.
+        root_identity: (u64, u64),
+        /// Canonical roots of every music folder: a symlink may point anywhere beneath them.
+        music_roots: &'a [PathBuf],
+        /// Index symlinks that leave every music folder too (`--follow-external-symlinks`).
+        follow_external: bool,
+    },
+    /// An SFTP server or an S3 bucket: listed and read through the origin layer.
+    Remote(std::sync::Arc<dyn musicfs_origin::Origin>),
+}
+
 /// A new or changed file of a listed folder, to be read.
-struct ToRead {
-    name: Vec<u8>,
-    size: i64,
-    mtime: i64,
+pub(crate) struct ToRead {
+    pub name: Vec<u8>,
+    pub size: i64,
+    pub mtime: i64,
     /// Stored before (changed), or new.
-    changed: bool,
-    /// (device, inode) as listed.
-    identity: (i64, i64),
+    pub changed: bool,
+    /// (device, inode) as listed (local origins).
+    pub identity: Option<(i64, i64)>,
+    /// The ETag as listed (S3).
+    pub etag: Option<String>,
 }
 
-/// A folder as listed on disk.
-struct Listing {
-    /// The folder's (device, inode) just before it was listed.
-    identity: Option<(u64, u64)>,
-    files: Vec<(Vec<u8>, Metadata)>,
-    subdirs: Vec<Vec<u8>>,
+/// An audio file as listed.
+pub(crate) struct Listed {
+    pub name: Vec<u8>,
+    pub size: i64,
+    pub mtime: i64,
+    pub identity: Option<(i64, i64)>,
+    pub etag: Option<String>,
+}
+
+impl Listed {
+    fn local(name: Vec<u8>, meta: &Metadata) -> Listed {
+        Listed {
+            name,
+            size: meta.len() as i64,
+            mtime: mtime_ns(meta),
+            identity: Some((meta.dev() as i64, meta.ino() as i64)),
+            etag: None,
+        }
+    }
+
+    /// Unchanged since `stored` was read: same size, and same ETag where the origin has one
+    /// (content-derived), else same mtime.
+    fn unchanged(&self, stored: &StoredFile) -> bool {
+        if stored.size != self.size || stored.retry {
+            return false;
+        }
+        match (&self.etag, &stored.etag) {
+            (Some(now), Some(then)) => now == then,
+            _ => stored.mtime_ns == self.mtime,
+        }
+    }
+}
+
+/// A folder as listed.
+pub(crate) struct Listing {
+    /// The folder's (device, inode) just before it was listed (local origins).
+    pub identity: Option<(u64, u64)>,
+    pub files: Vec<Listed>,
+    pub subdirs: Vec<Vec<u8>>,
     /// Audio-named symlinks not indexed: (name, reason).
-    skipped: Vec<(Vec<u8>, String)>,
+    pub skipped: Vec<(Vec<u8>, String)>,
     /// False when any entry could not be read: then nothing in this folder is removed.
-    complete: bool,
+    pub complete: bool,
 }
 
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+pub(crate) fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     if rel.is_empty() {
         name.to_vec()
     } else {
@@ -99,21 +146,22 @@ pub(crate) fn mtime_ns(meta: &Metadata) -> i64 {
 }
 
 impl Walk<'_> {
-    fn abs(&self, rel: &[u8]) -> PathBuf {
-        if rel.is_empty() {
-            self.root.to_owned()
-        } else {
-            self.root.join(OsStr::from_bytes(rel))
+    /// The folder or file at `rel`, as shown in reports.
+    pub(crate) fn abs(&self, rel: &[u8]) -> PathBuf {
+        match self.source {
+            Source::Local { root, .. } if rel.is_empty() => root.to_path_buf(),
+            Source::Local { root, .. } => root.join(OsStr::from_bytes(rel)),
+            Source::Remote(origin) => PathBuf::from(origin.url().locate(rel)),
         }
     }
 
-    fn send(&self, op: Op) {
+    pub(crate) fn send(&self, op: Op) {
         if self.tx.send(op).is_err() {
             self.stop.store(true, Ordering::Relaxed);
         }
     }
 
-    fn report(&self, what: &str, path: &Path, err: &dyn std::fmt::Display) {
+    pub(crate) fn report(&self, what: &str, path: &Path, err: &dyn std::fmt::Display) {
         Counters::bump(&self.counters.errors, 1);
         self.progress
             .suspend(|| tracing::warn!("{}: {what}: {err}", path.display()));
@@ -124,18 +172,20 @@ impl Walk<'_> {
     /// dropped network share) leaves an empty mountpoint behind, which must not read as "every
     /// file deleted". A lost root stops the whole scan; a replaced folder keeps its rows.
     fn still_there(&self, dir: &Path, listed: Option<(u64, u64)>) -> bool {
-        if crate::scan::identity(self.root) != Some(self.root_identity) {
-            self.origin_lost
-                .lock()
-                .unwrap()
-                .get_or_insert(self.root.to_owned());
-            self.stop.store(true, Ordering::Relaxed);
-            self.report(
-                "origin root vanished or was replaced during the scan, stopping",
-                self.root,
-                &"nothing removed",
-            );
+        let root = match self.source {
+            Source::Local {
+                root,
+                root_identity,
+                ..
+            } => (crate::scan::identity(root) == Some(*root_identity)).then_some(()),
+            Source::Remote(origin) => matches!(origin.stat_root(), Ok(true)).then_some(()),
+        };
+        if root.is_none() {
+            self.lose_origin("origin root vanished, emptied or stopped answering during the scan");
             return false;
+        }
+        if matches!(self.source, Source::Remote(_)) {
+            return true; // no folder identity on remote origins
         }
         if listed.is_none() || crate::scan::identity(dir) != listed {
             self.report(
@@ -146,6 +196,14 @@ impl Walk<'_> {
             return false;
         }
         true
+    }
+
+    /// Stops the whole walk, removing nothing: the origin as a whole is in doubt.
+    pub(crate) fn lose_origin(&self, why: &str) {
+        let root = self.abs(b"");
+        self.report(&format!("{why}, stopping"), &root, &"nothing removed");
+        self.origin_lost.lock().unwrap().get_or_insert(root);
+        self.stop.store(true, Ordering::Relaxed);
     }
 
     fn db_failed(&self, err: DbError) {
@@ -159,7 +217,11 @@ impl Walk<'_> {
             return;
         }
         let dir = self.abs(&rel);
-        let listing = match self.list(&dir) {
+        let listed = match self.source {
+            Source::Local { .. } => self.list(&dir).map_err(|e| e.to_string()),
+            Source::Remote(origin) => self.list_remote(origin.as_ref(), &rel),
+        };
+        let listing = match listed {
             Ok(listing) => listing,
             Err(err) => {
                 // Unreadable folder: keep every row below it as it is.
@@ -177,6 +239,14 @@ impl Walk<'_> {
     }
 
     fn list(&self, dir: &Path) -> std::io::Result<Listing> {
+        let Source::Local {
+            music_roots,
+            follow_external,
+            ..
+        } = self.source
+        else {
+            unreachable!("local listing of a remote origin");
+        };
         let mut listing = Listing {
             identity: crate::scan::identity(dir),
             files: Vec::new(),
@@ -209,9 +279,9 @@ impl Walk<'_> {
             if audio_extension(&name).is_none() {
                 continue;
             }
-            if file_type.is_symlink() && !self.follow_external {
+            if file_type.is_symlink() && !follow_external {
                 match fs::canonicalize(entry.path()) {
-                    Ok(target) if self.music_roots.iter().any(|r| target.starts_with(r)) => {}
+                    Ok(target) if music_roots.iter().any(|r| target.starts_with(r)) => {}
                     Ok(target) => {
                         let reason = format!(
                             "symlink to {}, outside every music folder: not served \
@@ -232,7 +302,7 @@ impl Walk<'_> {
             }
             // Symlinks to files are followed; symlinks to folders are not (no loops).
             match fs::metadata(entry.path()) {
-                Ok(meta) if meta.is_file() => listing.files.push((name, meta)),
+                Ok(meta) if meta.is_file() => listing.files.push(Listed::local(name, &meta)),
                 Ok(_) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {} // vanished, or dangling link
                 Err(err) => {
@@ -277,12 +347,22 @@ impl Walk<'_> {
         // its album groups are resolved again only then.
         let mut unchanged: std::collections::HashMap<i64, bool> = Default::default();
         let mut moved_in = false;
-        for (name, meta) in listing.files {
-            let (size, mtime) = (meta.len() as i64, mtime_ns(&meta));
-            let identity = (meta.dev() as i64, meta.ino() as i64);
-            match stored.remove(&name) {
-                Some(s) if s.size == size && s.mtime_ns == mtime && !s.retry => {
-                    if s.ino != Some(identity.1) {
+        for listed in listing.files {
+            let unchanged_since = |s: &StoredFile| listed.unchanged(s);
+            let found = stored.remove(&listed.name);
+            let is_unchanged = found.as_ref().is_some_and(unchanged_since);
+            let Listed {
+                name,
+                size,
+                mtime,
+                identity,
+                etag,
+            } = listed;
+            match found {
+                Some(s) if is_unchanged => {
+                    if let Some(identity) = identity
+                        && s.ino != Some(identity.1)
+                    {
                         self.send(Op::SetIdentity {
                             file_id: s.id,
                             dev: identity.0,
@@ -299,8 +379,13 @@ impl Walk<'_> {
                     mtime,
                     changed: true,
                     identity,
+                    etag,
                 }),
-                None => match self.moved_here(rel, &name, size, mtime, identity)? {
+                None => match identity
+                    .map(|identity| self.moved_here(rel, &name, size, mtime, identity))
+                    .transpose()?
+                    .flatten()
+                {
                     Some(mv) => {
                         moved_in = true;
                         self.progress.inc(1);
@@ -312,6 +397,7 @@ impl Walk<'_> {
                         mtime,
                         changed: false,
                         identity,
+                        etag,
                     }),
                 },
             }
@@ -339,10 +425,18 @@ impl Walk<'_> {
         // Read in parallel, send in name order: which of two colliding files in one folder
         // gets the plain name must not depend on thread timing.
         to_read.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let read: Vec<Vec<(Option<PutFile>, bool)>> = to_read
-            .par_chunks(READ_CHUNK)
-            .map(|chunk| self.read_chunk(rel, dir, chunk))
-            .collect();
+        let read: Vec<Vec<(Option<PutFile>, bool)>> = match self.source {
+            Source::Local { .. } => to_read
+                .par_chunks(READ_CHUNK)
+                .map(|chunk| self.read_chunk(rel, dir, chunk))
+                .collect(),
+            // One file per task: remote reads wait on the network, not on a core, so many
+            // are in flight at once (the remote pool has many threads).
+            Source::Remote(origin) => to_read
+                .par_iter()
+                .map(|file| vec![self.read_remote(origin, rel, file)])
+                .collect(),
+        };
         let mut puts = Vec::new();
         for (put, changed) in read.into_iter().flatten() {
             match put {
@@ -460,28 +554,19 @@ impl Walk<'_> {
         chunk
             .iter()
             .zip(paths.iter().zip(outcomes))
-            .map(|(f, (path, outcome))| {
-                let put = self
-                    .put(rel, path, f.name.clone(), f.size, f.mtime, outcome)
-                    .map(|mut put| {
-                        put.identity = f.identity;
-                        put
-                    });
-                (put, f.changed)
-            })
+            .map(|(f, (path, outcome))| (self.put(rel, path, f, outcome), f.changed))
             .collect()
     }
 
     /// The file's row from its read outcome; `None` if it vanished since it was listed.
-    fn put(
+    pub(crate) fn put(
         &self,
         rel: &[u8],
         path: &Path,
-        name: Vec<u8>,
-        size: i64,
-        mtime: i64,
+        file: &ToRead,
         outcome: Result<Track, musicfs_tags::TagError>,
     ) -> Option<PutFile> {
+        let name = file.name.clone();
         let ext = audio_extension(&name).unwrap_or_default();
         let (track, error, retry) = match outcome {
             Ok(track) => (track, None, false),
@@ -501,14 +586,15 @@ impl Walk<'_> {
             origin_id: self.origin_id,
             folder: rel.to_vec(),
             name,
-            size,
-            mtime_ns: mtime,
+            size: file.size,
+            mtime_ns: file.mtime,
             ext,
             track,
             error,
             retry,
             placements,
-            identity: (0, 0), // set by the caller, which listed the file
+            identity: file.identity,
+            etag: file.etag.clone(),
         })
     }
 }

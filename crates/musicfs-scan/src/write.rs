@@ -61,8 +61,10 @@ pub(crate) struct PutFile {
     /// The error may pass: read the file again next scan (`files.scan_retry`).
     pub retry: bool,
     pub placements: Vec<Placement>,
-    /// (device, inode) of the file as listed.
-    pub identity: (i64, i64),
+    /// (device, inode) of the file as listed (local origins).
+    pub identity: Option<(i64, i64)>,
+    /// The ETag as listed (S3).
+    pub etag: Option<String>,
 }
 
 /// New album-group values for a stored file, with its placements rendered from them.
@@ -232,7 +234,8 @@ fn apply(
                     track: &put.track,
                     scan_error: put.error.as_deref(),
                     scan_retry: put.retry,
-                    identity: Some(put.identity),
+                    identity: put.identity,
+                    etag: put.etag.as_deref(),
                 },
             )?;
             let placements: Vec<(i64, &[String])> = put

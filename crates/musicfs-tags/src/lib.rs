@@ -14,7 +14,7 @@ mod track;
 pub use album::AlbumValues;
 pub use formats::{AUDIO_EXTENSIONS, audio_extension};
 #[cfg(feature = "read")]
-pub use read::{TagError, read_track};
+pub use read::{TagError, read_track, read_track_from};
 #[cfg(feature = "read")]
 pub use timed::{MAX_STUCK, read_track_within, read_tracks_within, stuck_reads};
 pub use track::{Track, parse_year};

@@ -79,26 +79,38 @@ pub(crate) fn read_track_until(path: &Path, deadline: Option<Instant>) -> Result
         path: path.to_owned(),
         source,
     })?;
-    let options = ParseOptions::new()
-        .parsing_mode(ParsingMode::Relaxed)
-        .read_cover_art(false);
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let reader = DeadlineReader {
-            inner: file,
-            deadline,
-        };
-        let probe = lofty::probe::Probe::new(std::io::BufReader::new(reader))
-            .options(options)
-            .guess_file_type()
-            .map_err(|e| failure(&e))?;
-        probe.read().map_err(|e| failure(&e))
-    }));
-    if deadline.is_some_and(|d| Instant::now() >= d) && !matches!(result, Ok(Ok(_))) {
+    let reader = DeadlineReader {
+        inner: file,
+        deadline,
+    };
+    let result = parse(std::io::BufReader::new(reader), path);
+    if deadline.is_some_and(|d| Instant::now() >= d) && result.is_err() {
         return Err(TagError::TimedOut {
             path: path.to_owned(),
             reason: TIMED_OUT.to_owned(),
         });
     }
+    result
+}
+
+/// [`read_track`] from any reader of a file's bytes: a remote file read in ranges. `path`
+/// names it in errors. The reader enforces its own time limit (its reads fail after it);
+/// errors of the reader are `TagError::Io` (transient: read again next scan).
+pub fn read_track_from<R: Read + Seek>(reader: R, path: &Path) -> Result<Track, TagError> {
+    parse(reader, path)
+}
+
+fn parse<R: Read + Seek>(reader: R, path: &Path) -> Result<Track, TagError> {
+    let options = ParseOptions::new()
+        .parsing_mode(ParsingMode::Relaxed)
+        .read_cover_art(false);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let probe = lofty::probe::Probe::new(reader)
+            .options(options)
+            .guess_file_type()
+            .map_err(|e| failure(&e))?;
+        probe.read().map_err(|e| failure(&e))
+    }));
     match result {
         Ok(Ok(tagged)) => Ok(track_from(&tagged)),
         Ok(Err((chain, true))) => Err(TagError::Io {
