@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod library;
+pub mod proxy;
 mod rng;
 pub mod servers;
 pub mod synthetic;

@@ -69,6 +69,17 @@ impl Walk<'_> {
         );
         let outcome = musicfs_tags::read_track_from(std::io::BufReader::new(reader), &path);
         Counters::bump(&self.counters.read, 1);
+        // A read that failed on the network while the origin went away is not the file's
+        // fault: leave it out (the next scan reads it) rather than index it by name.
+        if let Err(err) = &outcome
+            && err.is_transient()
+            && (self.stop.load(Ordering::Relaxed) || !matches!(origin.stat_root(), Ok(true)))
+        {
+            if !self.stop.load(Ordering::Relaxed) {
+                self.lose_origin(&format!("stopped answering while reading tags ({err})"));
+            }
+            return (None, file.changed);
+        }
         (self.put(rel, &path, file, outcome), file.changed)
     }
 }

@@ -1,0 +1,163 @@
+//! Remote origins under network faults, through the in-repo fault proxy: a black-holed server
+//! fails reads after the mount's deadline and never blocks listings; a connection cut mid-scan
+//! stops the scan without removing anything, and the next scan resumes without reading again
+//! what was committed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use musicfs_origin::OriginUrl;
+use musicfs_scan::ScanConfig;
+use musicfs_tests::{files_below, s3_server};
+use musicfs_tools::proxy::FaultProxy;
+
+fn aws_credentials() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before any S3 client of this process reads them.
+    ONCE.call_once(|| unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "musicfs-test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "musicfs-test-secret");
+    });
+}
+
+fn library(dir: &Path, n: usize) -> PathBuf {
+    let root = dir.join("music");
+    musicfs_tools::generate_library_with(
+        &root,
+        n,
+        3,
+        &[musicfs_tools::Format::Flac, musicfs_tools::Format::Mp3],
+    )
+    .unwrap();
+    root
+}
+
+fn remote_cfg(db: &Path, url: &str) -> ScanConfig {
+    let mut cfg = ScanConfig::new(db, Vec::new());
+    cfg.remotes = vec![OriginUrl::parse(url).unwrap()];
+    cfg
+}
+
+fn count_files(db: &Path) -> u64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64
+}
+
+#[test]
+fn a_black_holed_server_fails_reads_at_the_deadline_and_never_blocks_listings() {
+    aws_credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let root = library(dir.path(), 12);
+    let Some(s3) = s3_server() else {
+        return;
+    };
+    s3.upload("music", "", &root).unwrap();
+    let proxy = FaultProxy::start(s3.port).unwrap();
+    let url = format!(
+        "s3://music?endpoint=http://127.0.0.1:{}&timeout_ms=20000",
+        proxy.port
+    );
+    let db = dir.path().join("s3.db");
+    musicfs_scan::scan(&remote_cfg(&db, &url)).unwrap();
+
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut cfg = musicfs_fs::MountConfig::new(&db, &mnt);
+    cfg.io_timeout = Duration::from_secs(2);
+    let mounted = musicfs_fs::mount(cfg).unwrap();
+    let files: Vec<PathBuf> = musicfs_tests::walk_relative(&mnt)
+        .into_iter()
+        .filter(|(p, is_dir)| !is_dir && !p.starts_with(".search"))
+        .map(|(p, _)| mnt.join(p))
+        .collect();
+    assert!(files.len() >= 10);
+    let first = std::fs::read(&files[0]).unwrap();
+    assert!(!first.is_empty());
+
+    proxy.set_blackhole(true);
+    let reader = {
+        let file = files[1].clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (std::fs::read(&file), started.elapsed())
+        })
+    };
+    // While the read waits on the dead server, the tree still answers at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let listed = musicfs_tests::walk_relative(&mnt).len();
+    assert!(listed > files.len());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "listing took {:?} while a read hung",
+        started.elapsed()
+    );
+    let (outcome, took) = reader.join().unwrap();
+    let err = outcome.expect_err("a read from a black hole must fail");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(
+        took < Duration::from_secs(8),
+        "the read failed after {took:?}"
+    );
+
+    // The server comes back: reads work again, no remount.
+    proxy.set_blackhole(false);
+    proxy.reset_all();
+    let again = std::fs::read(&files[2]).unwrap();
+    assert!(!again.is_empty());
+    mounted.unmount().unwrap();
+}
+
+#[test]
+fn a_scan_cut_off_by_the_network_keeps_what_it_read_and_the_next_one_resumes() {
+    aws_credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let root = library(dir.path(), 200);
+    let total = files_below(&root).len() as u64;
+    let Some(s3) = s3_server() else {
+        return;
+    };
+    let uploaded = s3.upload("music", "", &root).unwrap().len() as u64;
+    let proxy = FaultProxy::start(s3.port).unwrap();
+    proxy.set_delay(Duration::from_millis(5));
+    let url = format!(
+        "s3://music?endpoint=http://127.0.0.1:{}&timeout_ms=1500",
+        proxy.port
+    );
+    let db = dir.path().join("s3.db");
+    let mut cfg = remote_cfg(&db, &url);
+    cfg.remote_parallel = 4;
+    cfg.batch_time = Duration::from_millis(50);
+    let scan = std::thread::spawn(move || musicfs_scan::scan(&cfg));
+    // Cut the network once part of the library is committed.
+    let started = Instant::now();
+    while std::fs::metadata(&db).is_err() || count_files(&db) < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the scan made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.set_blackhole(true);
+    proxy.reset_all();
+    let outcome = scan.join().unwrap();
+    let kept = count_files(&db);
+    assert!(kept >= 20 && kept < uploaded, "kept {kept} of {uploaded}");
+    let err = outcome.expect_err("a scan that lost its origin must say so");
+    assert!(err.to_string().contains("stopped answering"), "{err}");
+
+    // The network is back: the next scan reads only what was not committed.
+    proxy.set_blackhole(false);
+    let summary = musicfs_scan::scan(&remote_cfg(&db, &url)).unwrap();
+    assert_eq!(summary.unchanged, kept, "{summary:?}");
+    assert_eq!(
+        summary.added + summary.changed,
+        uploaded - kept,
+        "{summary:?}"
+    );
+    assert_eq!(summary.removed, 0);
+    assert_eq!(count_files(&db), uploaded);
+    assert!(uploaded <= total);
+}

@@ -1,0 +1,29 @@
+//! `musicfs-fault-proxy --to PORT [--delay-ms N] [--rate BYTES_PER_S]`: forwards a free port
+//! on 127.0.0.1 to 127.0.0.1:PORT with added one-way delay (each direction) and throttling.
+//! Prints the port it listens on, then runs until killed. Used by the benchmarks.
+
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// The server's port on 127.0.0.1.
+    #[arg(long)]
+    to: u16,
+    /// Delay added to each direction, in milliseconds (the round trip grows by twice this).
+    #[arg(long, default_value_t = 0.0)]
+    delay_ms: f64,
+    /// Bytes per second per direction and connection (0: unlimited).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let proxy = musicfs_tools::proxy::FaultProxy::start(args.to)?;
+    proxy.set_delay(std::time::Duration::from_secs_f64(args.delay_ms / 1000.0));
+    proxy.set_rate(args.rate);
+    println!("{}", proxy.port);
+    loop {
+        std::thread::park();
+    }
+}
