@@ -82,6 +82,10 @@ struct MountArgs {
     /// Answer READDIRPLUS: faster `ls -l` on huge folders, slower plain listings.
     #[arg(long)]
     readdirplus: bool,
+    /// With MUSIC_DIR: seconds between delta rescans of a remote origin (or of a local folder
+    /// that cannot be watched). Local folders are kept current by change notifications.
+    #[arg(long, default_value_t = 300.0)]
+    rescan_interval: f64,
     #[arg(long, short)]
     quiet: bool,
     #[arg(long, short, action = clap::ArgAction::Count)]
@@ -272,8 +276,9 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
         mounted.mountpoint().display(),
     );
     if let Some(music_dir) = music_dir {
-        // Delta scan in the background: cheap when nothing changed, fills the tree live when
-        // the DB is new. A refused or failed scan leaves the mount serving what the DB has.
+        // Delta scan in the background, then keep watching: cheap when nothing changed,
+        // fills the tree live when the DB is new, shows a file added on disk within about a
+        // second. A refused or failed scan leaves the mount serving what the DB has.
         let scan_cfg = match remote {
             Some(url) => {
                 let mut cfg = musicfs_scan::ScanConfig::new(&db, Vec::new());
@@ -282,14 +287,20 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
             }
             None => musicfs_scan::ScanConfig::new(&db, vec![music_dir]),
         };
+        let interval = std::time::Duration::from_secs_f64(args.rescan_interval.max(1.0));
+        let opts = musicfs_scan::WatchOptions {
+            remote_interval: interval,
+            fallback_interval: interval,
+            ..Default::default()
+        };
         std::thread::Builder::new()
-            .name("musicfs-scan".into())
-            .spawn(move || match musicfs_scan::scan(&scan_cfg) {
-                Ok(s) => tracing::info!(
-                    "scan done: {} added, {} changed, {} removed, {} unchanged, {} errors in {:.1}s",
-                    s.added, s.changed, s.removed, s.unchanged, s.errors, s.seconds
-                ),
-                Err(err) => tracing::error!("background scan: {err}"),
+            .name("musicfs-watch".into())
+            .spawn(move || {
+                static STOP: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if let Err(err) = musicfs_scan::watch(&scan_cfg, &opts, &STOP) {
+                    tracing::error!("keeping the library current: {err}");
+                }
             })?;
     }
     mounted.wait()?;

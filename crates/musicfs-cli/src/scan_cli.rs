@@ -64,6 +64,17 @@ pub struct Args {
     /// ...or this many seconds, whichever comes first.
     #[arg(long, default_value_t = 1.0)]
     batch_seconds: f64,
+    /// After scanning, keep the DB current until stopped: local folders by change
+    /// notifications (inotify), remote origins by a delta rescan every --rescan-interval.
+    #[arg(long)]
+    watch: bool,
+    /// Seconds between delta rescans of remote origins (and of local folders that cannot be
+    /// watched) with --watch.
+    #[arg(long, default_value_t = 300.0)]
+    rescan_interval: f64,
+    /// Files of remote origins read at once (their reads wait on round trips, not on a core).
+    #[arg(long, default_value_t = 32)]
+    remote_parallel: usize,
     /// No progress bar and no per-file warnings.
     #[arg(long, short)]
     quiet: bool,
@@ -151,6 +162,18 @@ fn run(args: Args) -> anyhow::Result<u8> {
     cfg.tag_timeout = Duration::from_secs_f64(args.tag_timeout.max(0.001));
     cfg.batch_time = Duration::from_secs_f64(args.batch_seconds.max(0.01));
     cfg.progress = !args.quiet && !args.json;
+    cfg.remote_parallel = args.remote_parallel.max(1);
+    if args.watch {
+        let interval = Duration::from_secs_f64(args.rescan_interval.max(1.0));
+        let opts = musicfs_scan::WatchOptions {
+            remote_interval: interval,
+            fallback_interval: interval,
+            ..Default::default()
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        musicfs_scan::watch(&cfg, &opts, &stop)?;
+        return Ok(0);
+    }
 
     let summary = scan(&cfg)?;
     if args.json {

@@ -49,6 +49,19 @@ fn mount_with_a_music_folder_fills_in_live_and_sigterm_unmounts_cleanly() {
         "tree did not fill: {}",
         count()
     );
+    // Then it keeps watching: a file added on disk shows within 2 s, no rescan by hand.
+    let track = musicfs_tags::Track {
+        title: Some("Added While Mounted".into()),
+        artist: Some("Late Artist".into()),
+        ..Default::default()
+    };
+    let added = music.join("late.flac");
+    musicfs_tools::write_track(&added, musicfs_tools::Format::Flac, &track, 9).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(2), || count() == 41),
+        "a file added on disk did not show within 2 s: {}",
+        count()
+    );
     sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "exit {status}");

@@ -1,12 +1,25 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// One folder of a local root to walk in a scoped scan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The origin root (canonical, as the scan resolves it).
+    pub root: PathBuf,
+    /// The folder, relative to the root (empty: the root itself).
+    pub rel: Vec<u8>,
+    /// Its subfolders too.
+    pub recursive: bool,
+}
+
 /// Everything one scan needs. The binary fills it from flags, environment and config file.
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
     pub db: PathBuf,
     /// Local origin roots to scan. Origins already in the DB but not named here are left alone.
     pub roots: Vec<PathBuf>,
+    /// Walk only these folders of the local roots (change notifications); empty: everything.
+    pub only: Vec<Scope>,
     /// Remote origins to scan (`sftp://…`, `s3://…`).
     pub remotes: Vec<musicfs_origin::OriginUrl>,
     /// Files of remote origins read at once: their reads wait on round trips, not on a core.
@@ -42,6 +55,7 @@ impl ScanConfig {
         ScanConfig {
             db: db.into(),
             roots,
+            only: Vec::new(),
             remotes: Vec::new(),
             remote_parallel: 32,
             templates: Vec::new(),

@@ -27,6 +27,8 @@ pub enum ScanError {
     /// A remote origin could not be opened or reached (and the DB has nothing from it yet).
     #[error("cannot scan: {0}")]
     Origin(musicfs_origin::OriginError),
+    #[error("{root}: cannot watch for changes: {reason}")]
+    Watch { root: PathBuf, reason: String },
     #[error("cannot start worker threads: {0}")]
     Threads(#[from] rayon::ThreadPoolBuildError),
     #[error("the database writer stopped: {0}")]

@@ -19,9 +19,11 @@ mod remote;
 mod scan;
 mod summary;
 mod walk;
+mod watch;
 mod write;
 
-pub use config::ScanConfig;
+pub use config::{ScanConfig, Scope};
 pub use error::ScanError;
 pub use scan::scan;
 pub use summary::Summary;
+pub use watch::{WatchOptions, watch};

@@ -184,7 +184,13 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
                 origin_lost: &origin_lost,
                 various_artists: &cfg.various_artists,
             };
-            workers.install(|| walk.folder(Vec::new()));
+            if cfg.only.is_empty() {
+                workers.install(|| walk.folder(Vec::new()));
+            } else {
+                for scope in cfg.only.iter().filter(|s| &s.root == root) {
+                    workers.install(|| walk.visit(scope.rel.clone(), scope.recursive));
+                }
+            }
         }
         for (origin_id, origin) in &remotes {
             if stop.load(std::sync::atomic::Ordering::Relaxed) {

@@ -213,6 +213,12 @@ impl Walk<'_> {
 
     /// Walks the folder at `rel` (relative path bytes, empty for the origin root) and below.
     pub(crate) fn folder(&self, rel: Vec<u8>) {
+        self.visit(rel, true)
+    }
+
+    /// Walks the folder at `rel`, and its subfolders too if `recursive` (a change notification
+    /// for one file needs its folder listed, not everything below).
+    pub(crate) fn visit(&self, rel: Vec<u8>, recursive: bool) {
         if self.stop.load(Ordering::Relaxed) {
             return;
         }
@@ -233,9 +239,11 @@ impl Walk<'_> {
             Ok(subdirs) => subdirs,
             Err(err) => return self.db_failed(err),
         };
-        subdirs
-            .into_par_iter()
-            .for_each(|name| self.folder(join(&rel, &name)));
+        if recursive {
+            subdirs
+                .into_par_iter()
+                .for_each(|name| self.folder(join(&rel, &name)));
+        }
     }
 
     fn list(&self, dir: &Path) -> std::io::Result<Listing> {
