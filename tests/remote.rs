@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use musicfs_origin::OriginUrl;
 use musicfs_scan::{ScanConfig, ScanError, Summary};
-use musicfs_tests::{files_below, s3_server, ssh_server, walk_relative};
+use musicfs_tests::{files_below, keyable_library, s3_server, ssh_server, walk_relative};
 
 /// Sets test credentials for the S3 server (moto accepts any) once per process.
 fn aws_credentials() {
@@ -18,20 +18,9 @@ fn aws_credentials() {
     });
 }
 
-/// A generated library whose every name can also be an S3 key (UTF-8, no control
-/// characters), so local, SFTP and S3 hold exactly the same files.
 fn library(dir: &Path, n: usize) -> PathBuf {
     let root = dir.join("music");
-    musicfs_tools::generate_library(&root, n, 11).unwrap();
-    for file in files_below(&root) {
-        let rel = file.strip_prefix(&root).unwrap();
-        let keyable = rel
-            .to_str()
-            .is_some_and(|r| !r.chars().any(|c| c.is_ascii_control()));
-        if !keyable {
-            std::fs::remove_file(&file).unwrap();
-        }
-    }
+    keyable_library(&root, n, 11, &musicfs_tools::Format::ALL);
     root
 }
 

@@ -6,15 +6,7 @@ pub mod flaky_origin;
 
 use std::process::Command;
 
-/// A test's prerequisite is missing. On a developer's machine: a loud skip. In CI (`CI` set, as
-/// `.ci/run` runs): a failure, since `.ci/run` provides every prerequisite and a skip there
-/// would hide a test that no longer runs.
-pub fn missing_prerequisite(what: &str) {
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
-        panic!("prerequisite missing in CI: {what}");
-    }
-    eprintln!("\n*** SKIPPED: {what} ***\n");
-}
+pub use musicfs_tools::missing_prerequisite;
 
 /// The shared real-world corpus (`../shared/corpus` beside the checkout, or `$MUSICFS_CORPUS`).
 /// `None`, with a loud message, when it is absent: tests that need it skip.
@@ -284,4 +276,28 @@ pub fn s3_server() -> Option<musicfs_tools::servers::S3Server> {
             None
         }
     }
+}
+
+/// A generated library whose every name can also be an S3 key (UTF-8, no control
+/// characters), so local, SFTP and S3 copies hold exactly the same files.
+pub fn keyable_library(
+    root: &Path,
+    n: usize,
+    seed: u64,
+    formats: &[musicfs_tools::Format],
+) -> Vec<GeneratedFile> {
+    let files = musicfs_tools::generate_library_with(root, n, seed, formats).unwrap();
+    files
+        .into_iter()
+        .filter(|f| {
+            let rel = f.path.strip_prefix(root).unwrap();
+            let keyable = rel
+                .to_str()
+                .is_some_and(|r| !r.chars().any(|c| c.is_ascii_control()));
+            if !keyable {
+                std::fs::remove_file(&f.path).unwrap();
+            }
+            keyable
+        })
+        .collect()
 }

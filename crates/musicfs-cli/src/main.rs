@@ -40,6 +40,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each origin (library or mirror): kind, health, latency of one round trip, file count.
+    Origins {
+        #[arg(long, env = "MUSICFS_DB")]
+        db: Option<PathBuf>,
+        /// The config file naming mirrors (`[[origins]]`, docs/origins.md).
+        #[arg(long, env = "MUSICFS_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Counts of files, entries, errors, and the layout in use.
     Stats {
         #[arg(long, env = "MUSICFS_DB")]
@@ -55,6 +63,10 @@ struct MountArgs {
     /// The database. Default: $XDG_DATA_HOME/musicfs/library.db.
     #[arg(long, env = "MUSICFS_DB")]
     db: Option<PathBuf>,
+    /// A TOML config file: db, and `[[origins]]` with mirrors to fail over to
+    /// (docs/origins.md).
+    #[arg(long, env = "MUSICFS_CONFIG")]
+    config: Option<PathBuf>,
     /// Owner shown for every entry (default: you).
     #[arg(long)]
     uid: Option<u32>,
@@ -101,6 +113,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => musicfs_cli::scan_cli::main_with(args),
         Command::Check { db } => report(check(db)),
         Command::Stats { db } => report(stats(db)),
+        Command::Origins { db, config } => report(origins(db, config)),
         Command::Search {
             query,
             db,
@@ -127,6 +140,58 @@ fn main() -> ExitCode {
             other => report(other),
         },
     }
+}
+
+fn origins(db: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<bool> {
+    let file = musicfs_cli::config::ConfigFile::load(config.as_deref())?;
+    let conn = open(db.or(file.db.clone()))?;
+    let mirrors = file.mirrors()?;
+    let mut rows: Vec<(String, String, String, Option<i64>)> = Vec::new();
+    for (id, root, kind) in musicfs_db::queries::origins_with_kind(&conn)? {
+        let root = String::from_utf8_lossy(&root).into_owned();
+        let files = musicfs_db::queries::origin_file_count(&conn, id)?;
+        rows.push((root.clone(), kind, "library".into(), Some(files)));
+        for m in mirrors
+            .iter()
+            .filter(|m| m.of == root && m.url.to_string() != root)
+        {
+            rows.push((
+                m.url.to_string(),
+                m.url.kind().into(),
+                format!("mirror of {root}, priority {}", m.priority),
+                None,
+            ));
+        }
+    }
+    let mut all_healthy = true;
+    println!("HEALTH       LATENCY      FILES  KIND  ORIGIN");
+    for (url, kind, role, files) in rows {
+        let parsed = musicfs_origin::OriginUrl::parse(&url)?;
+        let (health, latency) = match musicfs_origin::open(&parsed).and_then(|o| {
+            let latency = o.check()?;
+            Ok(latency)
+        }) {
+            Ok(latency) if latency < std::time::Duration::from_secs(2) => (
+                "healthy".to_owned(),
+                format!("{:.1} ms", latency.as_secs_f64() * 1e3),
+            ),
+            Ok(latency) => (
+                "degraded".to_owned(),
+                format!("{:.1} s", latency.as_secs_f64()),
+            ),
+            Err(err) => {
+                all_healthy = false;
+                eprintln!("musicfs: {err}");
+                ("unhealthy".to_owned(), "-".to_owned())
+            }
+        };
+        let files = files.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        println!(
+            "{health:<10} {latency:>9} {files:>10}  {kind:<5} {} ({role})",
+            parsed.locate(b"")
+        );
+    }
+    Ok(all_healthy)
 }
 
 fn search(query: &str, db: Option<PathBuf>, limit: usize, json: bool) -> anyhow::Result<bool> {
@@ -245,7 +310,8 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
             music.display()
         );
     }
-    let db = match args.db {
+    let file = musicfs_cli::config::ConfigFile::load(args.config.as_deref())?;
+    let db = match args.db.or(file.db.clone()) {
         Some(db) => db,
         None => {
             let db = musicfs_db::default_db_path().context("no --db given and no $HOME")?;
@@ -269,6 +335,7 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
     cfg.passthrough = !args.no_passthrough;
     cfg.io_timeout = std::time::Duration::from_secs_f64(args.io_timeout.max(0.001));
     cfg.readdirplus = args.readdirplus;
+    cfg.mirrors = file.mirrors()?;
     let mounted = musicfs_fs::mount(cfg)?;
     eprintln!(
         "musicfs: serving {} at {} (Ctrl-C to stop)",

@@ -23,7 +23,8 @@ pub struct Args {
     /// The database (created if missing). Default: $XDG_DATA_HOME/musicfs/library.db.
     #[arg(long, env = "MUSICFS_DB")]
     db: Option<PathBuf>,
-    /// A TOML config file with any of: db, roots, templates, case_insensitive.
+    /// A TOML config file with any of: db, roots, templates, case_insensitive, [[origins]]
+    /// (see docs/origins.md).
     #[arg(long, env = "MUSICFS_CONFIG")]
     config: Option<PathBuf>,
     /// Layout template, `TEMPLATE` or `NAME=TEMPLATE` (repeat for several top-level views).
@@ -83,17 +84,6 @@ pub struct Args {
     verbose: u8,
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    db: Option<PathBuf>,
-    #[serde(default)]
-    roots: Vec<PathBuf>,
-    /// `"TEMPLATE"`, or a table `{ Artists = "...", Genres = "..." }`.
-    templates: Option<toml::Value>,
-    case_insensitive: Option<bool>,
-}
-
 /// Runs a scan from parsed arguments and returns the documented exit code.
 pub fn main_with(args: Args) -> ExitCode {
     init_logging(args.quiet, args.verbose);
@@ -112,15 +102,8 @@ pub fn main_with(args: Args) -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
-    let file: ConfigFile = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read config file", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?
-        }
-        None => ConfigFile::default(),
-    };
-    let db = match args.db.or(file.db) {
+    let file = crate::config::ConfigFile::load(args.config.as_deref())?;
+    let db = match args.db.or(file.db.clone()) {
         Some(db) => db,
         None => {
             let db = musicfs_db::default_db_path().context("no --db given and no $HOME")?;
@@ -130,7 +113,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
         }
     };
     let roots = if args.roots.is_empty() {
-        file.roots
+        let mut roots = file.roots.clone();
+        roots.extend(file.libraries());
+        roots
     } else {
         args.roots
     };

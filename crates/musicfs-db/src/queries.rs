@@ -280,6 +280,31 @@ pub fn skipped_names(conn: &Connection, folder_id: i64) -> Result<Vec<Vec<u8>>> 
     rows.collect::<rusqlite::Result<_>>().ctx("skipped_names")
 }
 
+/// Every origin: (id, root, kind). The table is tiny (one row per music folder).
+pub fn origins_with_kind(conn: &Connection) -> Result<Vec<(i64, Vec<u8>, String)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, root, kind FROM origins ORDER BY id")
+        .ctx("origins_with_kind")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, PathBytes>(1)?.into_vec(), r.get(2)?))
+        })
+        .ctx("origins_with_kind")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .ctx("origins_with_kind")
+}
+
+/// Files of one origin. Counts through its folders: O(its files), for `musicfs origins`,
+/// never on a request path.
+pub fn origin_file_count(conn: &Connection, origin_id: i64) -> Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM files f JOIN folders d ON d.id = f.folder_id WHERE d.origin_id = ?1",
+    )
+    .ctx("origin_file_count")?
+    .query_row(params![origin_id], |r| r.get(0))
+    .ctx("origin_file_count")
+}
+
 /// Whether any file is stored for an origin (the mass-delete guard).
 pub fn origin_has_files(conn: &Connection, origin_id: i64) -> Result<bool> {
     let mut stmt = conn

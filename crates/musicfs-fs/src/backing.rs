@@ -8,12 +8,14 @@
 //! resolved beneath the root it lands in. Only when the scan was told to let external
 //! symlinks in (`--follow-external-symlinks`) does the mount follow them anywhere.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use musicfs_origin::local::{open_root, openat2_beneath};
 
 /// Why a backing file was not opened.
 #[derive(Debug)]
@@ -27,61 +29,6 @@ impl From<io::Error> for OpenError {
     fn from(err: io::Error) -> OpenError {
         OpenError::Io(err)
     }
-}
-
-fn cstring(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-/// `open(root, O_PATH | O_DIRECTORY)`: a handle to resolve beneath. Opened per request, so a
-/// remounted disk is seen at once (a cached fd would keep pointing at the old one).
-fn open_root(root: &[u8]) -> io::Result<OwnedFd> {
-    let c = cstring(root)?;
-    // SAFETY: a valid NUL-terminated path; the returned fd is owned by us.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `openat2(dir, rel, O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`. EXDEV: the path
-/// (through `..` or a symlink) leads outside `dir`.
-fn openat2_beneath(dir: RawFd, rel: &[u8]) -> io::Result<File> {
-    let c = cstring(rel)?;
-    // SAFETY: open_how is plain data; zero is the documented default for unused fields.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-    // The kernel answers EAGAIN when a concurrent rename could have let a `..` escape: retry.
-    for _ in 0..16 {
-        // SAFETY: valid pointers to a NUL-terminated path and an open_how of the given size.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dir,
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: a fresh descriptor we own.
-            return Ok(unsafe { File::from_raw_fd(fd as RawFd) });
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
-            _ => return Err(err),
-        }
-    }
-    Err(io::Error::from_raw_os_error(libc::EAGAIN))
 }
 
 /// Whether `rel` stays beneath its root by its letters alone: relative, no `..` component.

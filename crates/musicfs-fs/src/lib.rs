@@ -21,6 +21,6 @@ mod search;
 mod watch;
 
 pub use error::FsError;
-pub use mount::{MountConfig, Mounted, mount};
+pub use mount::{MirrorConfig, MountConfig, Mounted, mount};
 pub use mountinfo::is_mount_point;
 pub use search::MAX_RESULTS as MAX_SEARCH_RESULTS;

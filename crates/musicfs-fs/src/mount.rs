@@ -13,6 +13,7 @@ use crate::attr::Owner;
 use crate::cache::Caches;
 use crate::handles::Handles;
 use crate::ops::MusicFs;
+pub use crate::remote::MirrorConfig;
 use crate::watch::Watcher;
 use crate::{FsError, is_mount_point};
 
@@ -50,6 +51,12 @@ pub struct MountConfig {
     pub io_threads: usize,
     /// How often the watcher checks for committed changes.
     pub poll_interval: Duration,
+    /// Other copies of libraries (see [`MirrorConfig`]).
+    pub mirrors: Vec<MirrorConfig>,
+    /// One attempt on one mirror may take this long before the next mirror is tried.
+    pub mirror_attempt_timeout: Duration,
+    /// How often every remote or mirrored origin is checked (healthy, degraded, unhealthy).
+    pub health_interval: Duration,
     pub pool: PoolOptions,
 }
 
@@ -76,6 +83,9 @@ impl MountConfig {
             io_timeout: Duration::from_secs(30),
             io_threads: 64,
             poll_interval: Duration::from_millis(200),
+            mirrors: Vec::new(),
+            mirror_attempt_timeout: Duration::from_secs(5),
+            health_interval: Duration::from_secs(30),
             // No mmap: touched pages of a mapped DB count in RSS, and a walk over a 10M-track
             // DB touched 2 GiB of them. SQLite's own cache is bounded; the cost is ~3 µs per
             // query against 100+ µs per FUSE round trip.
@@ -149,7 +159,11 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
         search: cfg
             .search
             .then(|| crate::search::SearchFolder::new(pool.clone(), cfg.db.clone())),
-        remotes: Default::default(),
+        remotes: Arc::new(crate::remote::RemoteOrigins::new(
+            cfg.mirrors.clone(),
+            cfg.mirror_attempt_timeout,
+            cfg.health_interval,
+        )),
     };
 
     let mut config = Config::default();

@@ -211,7 +211,7 @@ impl OpenJob {
     /// Opens the backing file beneath its music folder and checks its size against the DB
     /// (never bytes under a stale size). May block on the disk: call on a blocking thread.
     pub(crate) fn open(self, pid: u32) -> Result<BackingFile> {
-        if self.backing.kind != "local" {
+        if self.remotes.serves(&self.backing.root, &self.backing.kind) {
             return self.open_remote(pid);
         }
         let file = crate::backing::open_beneath(&self.backing.root, &self.backing.rel, || {
@@ -249,26 +249,29 @@ impl OpenJob {
     /// Opens a file of a remote origin: its size is checked against the DB (one round trip),
     /// its bytes are fetched as they are read.
     fn open_remote(self, pid: u32) -> Result<BackingFile> {
-        let backing_error = |source: std::io::Error| FsError::Backing {
-            path: self.path.clone(),
-            source,
-        };
-        let origin = self
+        let set = self
             .remotes
-            .get(self.backing.origin_id, &self.backing.root)
-            .map_err(|e| backing_error(e.into_io()))?;
-        let meta = origin
-            .stat(&self.backing.rel)
-            .map_err(|e| backing_error(e.into_io()))?;
-        if meta.size != self.size {
-            return Err(FsError::Changed {
+            .get(
+                self.backing.origin_id,
+                &self.backing.root,
+                &self.backing.kind,
+            )
+            .map_err(|e| FsError::Backing {
+                path: self.path.clone(),
+                source: e.into_io(),
+            })?;
+        match crate::remote::RemoteFile::open(set, self.backing.rel, self.size) {
+            Ok(file) => Ok(BackingFile::remote(file, self.size, self.path, pid)),
+            Err(crate::remote::OpenFailure::Changed(disk)) => Err(FsError::Changed {
                 path: self.path,
                 db: self.size,
-                disk: meta.size,
-            });
+                disk,
+            }),
+            Err(crate::remote::OpenFailure::Origin(err)) => Err(FsError::Backing {
+                path: self.path,
+                source: err.into_io(),
+            }),
         }
-        let file = crate::remote::RemoteFile::new(origin, self.backing.rel);
-        Ok(BackingFile::remote(file, self.size, self.path, pid))
     }
 }
 

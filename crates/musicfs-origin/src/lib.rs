@@ -7,7 +7,8 @@
 //! `~/.aws`), are held only in memory, and never appear in `Debug`, errors or URLs.
 
 mod error;
-mod local;
+pub mod local;
+mod mirrors;
 mod range;
 mod runtime;
 mod s3;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use error::{OriginError, Result};
 pub use local::LocalOrigin;
+pub use mirrors::{Health, Mirror, MirrorSet, RETRY_BACKOFF};
 pub use range::RangeReader;
 pub use runtime::runtime;
 pub use s3::S3Origin;
