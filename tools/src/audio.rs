@@ -114,20 +114,69 @@ pub fn write_track(path: &Path, format: Format, track: &Track, salt: u32) -> any
     Ok(())
 }
 
-/// Appends about `bytes` of audio to a file written by [`write_track`], so it has the size of
-/// a real track: MPEG frames for MP3 (a parser scanning frames finds frames), silence
-/// elsewhere (FLAC, WAV and AIFF parsers take the stream length from headers, not frames).
+/// Grows a file written by [`write_track`] by about `bytes` of audio, so it has the size of a
+/// real track and the shape a parser expects: MPEG frames appended for MP3 (a parser scanning
+/// frames finds frames), the `data` / `SSND` chunk grown in place for WAV / AIFF (tags after
+/// it stay after it), silence appended for FLAC (its parsers take the stream length from
+/// STREAMINFO). Not for Opus: real Ogg files are pages to the end, and zeros are not.
 pub fn pad_audio(path: &Path, format: Format, bytes: usize) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
-    let padding = match format {
+    let bytes = bytes & !1; // chunks stay even-sized
+    match format {
         Format::Mp3 => {
             let mut frame = vec![0u8; 417];
             frame[..4].copy_from_slice(&[0xFF, 0xFB, 0x90, 0x64]);
-            frame.repeat(bytes / 417)
+            let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+            file.write_all(&frame.repeat(bytes / 417))
         }
-        _ => vec![0u8; bytes],
+        Format::Flac => {
+            let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+            file.write_all(&vec![0u8; bytes])
+        }
+        Format::Wav => grow_chunk(path, b"data", false, bytes),
+        Format::Aiff => grow_chunk(path, b"SSND", true, bytes),
+        Format::Opus => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "pad_audio: Ogg files cannot be padded realistically",
+        )),
+    }
+}
+
+/// Inserts `bytes` of silence at the end of the RIFF/FORM chunk `id` and fixes the sizes.
+fn grow_chunk(path: &Path, id: &[u8; 4], big_endian: bool, bytes: usize) -> std::io::Result<()> {
+    let mut data = std::fs::read(path)?;
+    let read = |b: &[u8]| -> usize {
+        let a = [b[0], b[1], b[2], b[3]];
+        (if big_endian {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }) as usize
     };
-    file.write_all(&padding)
+    let write = |b: &mut [u8], v: usize| {
+        let v = v as u32;
+        b.copy_from_slice(&if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        });
+    };
+    let mut at = 12;
+    while at + 8 <= data.len() {
+        let size = read(&data[at + 4..at + 8]);
+        if &data[at..at + 4] == id {
+            let end = at + 8 + size;
+            data.splice(end..end, std::iter::repeat_n(0u8, bytes));
+            write(&mut data[at + 4..at + 8], size + bytes);
+            let total = read(&data[4..8]);
+            write(&mut data[4..8], total + bytes);
+            return std::fs::write(path, data);
+        }
+        at += 8 + size + (size & 1);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("pad_audio: no {} chunk", String::from_utf8_lossy(id)),
+    ))
 }
 
 /// An Ogg Opus file whose header declares 0 channels: lofty 0.25 panics reading its

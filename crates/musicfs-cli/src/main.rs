@@ -94,6 +94,10 @@ struct MountArgs {
     /// Answer READDIRPLUS: faster `ls -l` on huge folders, slower plain listings.
     #[arg(long)]
     readdirplus: bool,
+    /// Seconds one attempt on one mirror may take before the next mirror is tried (origins
+    /// with mirrors, docs/origins.md).
+    #[arg(long, default_value_t = 5.0)]
+    failover_after: f64,
     /// With MUSIC_DIR: seconds between delta rescans of a remote origin (or of a local folder
     /// that cannot be watched). Local folders are kept current by change notifications.
     #[arg(long, default_value_t = 300.0)]
@@ -336,6 +340,7 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
     cfg.io_timeout = std::time::Duration::from_secs_f64(args.io_timeout.max(0.001));
     cfg.readdirplus = args.readdirplus;
     cfg.mirrors = file.mirrors()?;
+    cfg.mirror_attempt_timeout = std::time::Duration::from_secs_f64(args.failover_after.max(0.01));
     let mounted = musicfs_fs::mount(cfg)?;
     eprintln!(
         "musicfs: serving {} at {} (Ctrl-C to stop)",

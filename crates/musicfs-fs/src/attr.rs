@@ -5,6 +5,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{FileAttr, FileType, INodeNo};
 use musicfs_db::queries::{EntryKind, EntryRow};
 
+/// What an entry is, in the filesystem's own terms (the FUSE adapter maps it to fuser's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Directory,
+    File,
+    Symlink,
+}
+
+impl From<Kind> for FileType {
+    fn from(kind: Kind) -> FileType {
+        match kind {
+            Kind::Directory => FileType::Directory,
+            Kind::File => FileType::RegularFile,
+            Kind::Symlink => FileType::Symlink,
+        }
+    }
+}
+
 /// What the filesystem keeps of an entry: enough for attributes, open and readdir.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Node {
@@ -35,11 +53,11 @@ impl Node {
         }
     }
 
-    pub(crate) fn kind(&self) -> FileType {
+    pub(crate) fn kind(&self) -> Kind {
         if self.file_id.is_some() {
-            FileType::RegularFile
+            Kind::File
         } else {
-            FileType::Directory
+            Kind::Directory
         }
     }
 }
@@ -69,7 +87,7 @@ pub(crate) fn file_attr(node: &Node, owner: Owner) -> FileAttr {
         mtime,
         ctime: mtime,
         crtime: mtime,
-        kind: node.kind(),
+        kind: node.kind().into(),
         perm: if is_file { 0o444 } else { 0o555 },
         // 1 for directories means "unknown" to find(1): it must not assume a leaf.
         nlink: 1,

@@ -120,14 +120,14 @@ impl Filesystem for MusicFs {
     ) {
         if let Some(node) = SearchNode::of(ino.0) {
             return match self.search_list(node, offset, |ino, off, kind, name| {
-                reply.add(INodeNo(ino), off, kind, name)
+                reply.add(INodeNo(ino), off, kind.into(), name)
             }) {
                 Ok(()) => reply.ok(),
                 Err(err) => reply.error(err.errno()),
             };
         }
         let result = self.list(ino.0, fh.0, offset, false, |ino, off, kind, name, _| {
-            reply.add(INodeNo(ino), off, kind, name)
+            reply.add(INodeNo(ino), off, kind.into(), name)
         });
         match result {
             Ok(()) => reply.ok(),
@@ -199,7 +199,8 @@ impl Filesystem for MusicFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let job = match self.prepare_open(ino.0, flags) {
+        let for_writing = flags.acc_mode() != fuser::OpenAccMode::O_RDONLY;
+        let job = match self.prepare_open(ino.0, for_writing) {
             Ok(job) => job,
             Err(err) => {
                 self.log("open", &err);

@@ -165,6 +165,7 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
             cfg.health_interval,
         )),
     };
+    crate::remote::warm_up(fs.remotes.clone(), pool.clone());
 
     let mut config = Config::default();
     config.mount_options = vec![

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use fuser::{FileType, OpenAccMode, OpenFlags};
 use musicfs_db::{ReadPool, queries};
 
 use crate::FsError;
-use crate::attr::{Node, Owner};
+use crate::attr::{Kind, Node, Owner};
 use crate::cache::Caches;
 use crate::handles::{DirRow, Handles};
 use crate::io::{BackingFile, BackingIo};
@@ -84,18 +83,16 @@ impl MusicFs {
         fh: u64,
         offset: u64,
         with_attrs: bool,
-        mut add: impl FnMut(u64, u64, FileType, &str, Option<&Node>) -> bool,
+        mut add: impl FnMut(u64, u64, Kind, &str, Option<&Node>) -> bool,
     ) -> Result<()> {
         let node = self.node(dir)?;
         if node.file_id.is_some() {
             return Err(FsError::NotADirectory);
         }
-        if offset < DOT_OFFSET && add(dir, DOT_OFFSET, FileType::Directory, ".", Some(&node)) {
+        if offset < DOT_OFFSET && add(dir, DOT_OFFSET, Kind::Directory, ".", Some(&node)) {
             return Ok(());
         }
-        if offset < DOTDOT_OFFSET
-            && add(node.parent, DOTDOT_OFFSET, FileType::Directory, "..", None)
-        {
+        if offset < DOTDOT_OFFSET && add(node.parent, DOTDOT_OFFSET, Kind::Directory, "..", None) {
             return Ok(());
         }
         let buffer = self.handles.dir(fh).unwrap_or_default();
@@ -106,9 +103,9 @@ impl MusicFs {
                 let start = buffer.rows.partition_point(|r| r.ino <= after);
                 for row in &buffer.rows[start..] {
                     let kind = if row.is_file {
-                        FileType::RegularFile
+                        Kind::File
                     } else {
-                        FileType::Directory
+                        Kind::Directory
                     };
                     if add(
                         row.ino,
@@ -159,8 +156,8 @@ impl MusicFs {
 
     /// The DB half of an open, on the FUSE thread: which file, and where its bytes are. Never
     /// touches the backing file (that is [`OpenJob::open`], on a blocking thread).
-    pub(crate) fn prepare_open(&self, ino: u64, flags: OpenFlags) -> Result<OpenJob> {
-        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+    pub(crate) fn prepare_open(&self, ino: u64, for_writing: bool) -> Result<OpenJob> {
+        if for_writing {
             return Err(FsError::ReadOnly);
         }
         let node = self.node(ino)?;

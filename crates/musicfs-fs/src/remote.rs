@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak, mpsc};
 use std::time::Duration;
 
 use musicfs_origin::{LocalOrigin, Mirror, MirrorSet, Origin, OriginUrl};
@@ -132,66 +132,58 @@ impl RemoteOrigins {
     }
 }
 
+/// Connects to every remote or mirrored origin of the DB in the background, and checks each
+/// mirror once: the first play then finds a session open and health known (an SSH login is
+/// several round trips).
+pub(crate) fn warm_up(remotes: Arc<RemoteOrigins>, pool: musicfs_db::ReadPool) {
+    let _ = std::thread::Builder::new()
+        .name("musicfs-warm-up".into())
+        .spawn(move || {
+            let origins = match pool
+                .get()
+                .map(|c| musicfs_db::queries::origins_with_kind(&c))
+            {
+                Ok(Ok(origins)) => origins,
+                _ => return,
+            };
+            for (id, root, kind) in origins {
+                if !remotes.serves(&root, &kind) {
+                    continue;
+                }
+                match remotes.get(id, &root, &kind) {
+                    Ok(set) => set.check_all(),
+                    Err(err) => tracing::warn!("{err}"),
+                }
+            }
+        });
+}
+
 struct Window {
     start: u64,
     data: Vec<u8>,
     /// Size of the next fetch if the reader goes on sequentially.
     next: usize,
+    /// The window after this one, being fetched in the background while this one is read.
+    ahead: Option<Ahead>,
 }
 
-pub(crate) struct RemoteFile {
+struct Ahead {
+    start: u64,
+    len: usize,
+    result: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+}
+
+/// What fetching a range of one file needs; shared with background prefetches.
+struct Fetcher {
     set: Arc<MirrorSet>,
     rel: Arc<[u8]>,
     /// The size the DB knows: only mirrors whose copy has it serve this file.
     size: u64,
     /// Per mirror: its copy's size agrees with the DB (None: not asked yet).
     agrees: Mutex<Vec<Option<bool>>>,
-    window: Mutex<Window>,
 }
 
-/// Why a remote file could not be opened.
-pub(crate) enum OpenFailure {
-    /// Every mirror that answered holds another size: (the first such size).
-    Changed(u64),
-    Origin(musicfs_origin::OriginError),
-}
-
-impl RemoteFile {
-    /// Opens `rel` of `set`: finds a mirror whose copy has `size` bytes (one stat round trip
-    /// on a healthy primary).
-    pub(crate) fn open(
-        set: Arc<MirrorSet>,
-        rel: Vec<u8>,
-        size: u64,
-    ) -> Result<RemoteFile, OpenFailure> {
-        let file = RemoteFile {
-            agrees: Mutex::new(vec![None; set.mirrors.len()]),
-            set,
-            rel: rel.into(),
-            size,
-            window: Mutex::new(Window {
-                start: 0,
-                data: Vec::new(),
-                next: FIRST_WINDOW,
-            }),
-        };
-        let opened = file.set.call(&|i| file.usable(i), |_| Ok(()));
-        match opened {
-            Ok(_) => Ok(file),
-            Err(err) => {
-                let other = file.agrees.lock().unwrap().contains(&Some(false));
-                if other && !err.is_origin_down() {
-                    let first = (0..file.set.mirrors.len())
-                        .find_map(|i| file.set.stat_on(i, &file.rel).ok())
-                        .map_or(0, |m| m.size);
-                    Err(OpenFailure::Changed(first))
-                } else {
-                    Err(OpenFailure::Origin(err))
-                }
-            }
-        }
-    }
-
+impl Fetcher {
     /// Whether mirror `i` may serve this file: its copy has the DB's size (asked once).
     fn usable(&self, i: usize) -> musicfs_origin::Result<bool> {
         if let Some(known) = self.agrees.lock().unwrap()[i] {
@@ -211,6 +203,66 @@ impl RemoteFile {
         Ok(agrees)
     }
 
+    fn fetch(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let rel = self.rel.clone();
+        let (_, data) = self
+            .set
+            .call(&|i| self.usable(i), move |o| o.read_at(&rel, offset, len))
+            .map_err(musicfs_origin::OriginError::into_io)?;
+        Ok(data)
+    }
+}
+
+pub(crate) struct RemoteFile {
+    fetcher: Arc<Fetcher>,
+    window: Mutex<Window>,
+}
+
+/// Why a remote file could not be opened.
+pub(crate) enum OpenFailure {
+    /// Every mirror that answered holds another size: (the first such size).
+    Changed(u64),
+    Origin(musicfs_origin::OriginError),
+}
+
+impl RemoteFile {
+    /// Opens `rel` of `set`: finds a mirror whose copy has `size` bytes (one stat round trip
+    /// on a healthy primary).
+    pub(crate) fn open(
+        set: Arc<MirrorSet>,
+        rel: Vec<u8>,
+        size: u64,
+    ) -> Result<RemoteFile, OpenFailure> {
+        let fetcher = Arc::new(Fetcher {
+            agrees: Mutex::new(vec![None; set.mirrors.len()]),
+            set,
+            rel: rel.into(),
+            size,
+        });
+        let opened = fetcher.set.call(&|i| fetcher.usable(i), |_| Ok(()));
+        if let Err(err) = opened {
+            let other = fetcher.agrees.lock().unwrap().contains(&Some(false));
+            let changed = matches!(err, musicfs_origin::OriginError::Changed { .. });
+            return Err(if changed || (other && !err.is_origin_down()) {
+                let first = (0..fetcher.set.mirrors.len())
+                    .find_map(|i| fetcher.set.stat_on(i, &fetcher.rel).ok())
+                    .map_or(0, |m| m.size);
+                OpenFailure::Changed(first)
+            } else {
+                OpenFailure::Origin(err)
+            });
+        }
+        Ok(RemoteFile {
+            fetcher,
+            window: Mutex::new(Window {
+                start: 0,
+                data: Vec::new(),
+                next: FIRST_WINDOW,
+                ahead: None,
+            }),
+        })
+    }
+
     /// Copies `wanted` bytes at `offset` from the current window; `false` if it does not hold
     /// them all or a fetch is under way.
     pub(crate) fn read_cached(&self, offset: u64, wanted: usize, buf: &mut Vec<u8>) -> bool {
@@ -221,35 +273,69 @@ impl RemoteFile {
     }
 
     /// `wanted` bytes at `offset` (fewer at the end), fetching a window if needed. Blocks on
-    /// the network: call on an I/O thread.
+    /// the network: call on an I/O thread. Once the reader is sequential, the next window is
+    /// always on its way while the current one is read (network and reader overlap).
     pub(crate) fn read(&self, offset: u64, wanted: usize) -> std::io::Result<Vec<u8>> {
         let mut window = self.window.lock().unwrap();
         let mut buf = Vec::new();
         if copy_from(&window, offset, wanted, &mut buf) {
             return Ok(buf);
         }
-        let end = window.start + window.data.len() as u64;
-        let sequential = !window.data.is_empty() && offset >= window.start && offset <= end;
-        let len = if sequential {
-            let len = window.next;
-            window.next = (window.next * 2).min(MAX_WINDOW);
-            len
-        } else {
-            window.next = FIRST_WINDOW * 2;
-            FIRST_WINDOW
+        let size = self.fetcher.size;
+        let mut prefetched = None;
+        if let Some(ahead) = window.ahead.take()
+            && offset >= ahead.start
+            && offset < ahead.start + ahead.len as u64
+        {
+            // A failed prefetch is retried below, in the foreground.
+            if let Ok(Ok(data)) = ahead.result.recv() {
+                prefetched = Some((ahead.start, data));
+            }
+        }
+        let (start, data, sequential) = match prefetched {
+            Some((start, data)) => (start, data, true),
+            None => {
+                let end = window.start + window.data.len() as u64;
+                let sequential = !window.data.is_empty() && offset >= window.start && offset <= end;
+                let len = if sequential {
+                    let len = window.next;
+                    window.next = (window.next * 2).min(MAX_WINDOW);
+                    len
+                } else {
+                    window.next = FIRST_WINDOW * 2;
+                    FIRST_WINDOW
+                };
+                let len = len.max(wanted).min(size.saturating_sub(offset) as usize);
+                (offset, self.fetcher.fetch(offset, len)?, sequential)
+            }
         };
-        let len = len
-            .max(wanted)
-            .min(self.size.saturating_sub(offset) as usize);
-        let rel = self.rel.clone();
-        let (_, data) = self
-            .set
-            .call(&|i| self.usable(i), move |o| o.read_at(&rel, offset, len))
-            .map_err(musicfs_origin::OriginError::into_io)?;
-        window.start = offset;
+        window.start = start;
         window.data = data;
-        let n = wanted.min(window.data.len());
-        Ok(window.data[..n].to_vec())
+        let next_start = start + window.data.len() as u64;
+        if sequential && next_start < size {
+            let len = window.next.min((size - next_start) as usize);
+            window.next = (window.next * 2).min(MAX_WINDOW);
+            let (tx, rx) = mpsc::sync_channel(1);
+            let fetcher = self.fetcher.clone();
+            let spawned = std::thread::Builder::new()
+                .name("musicfs-prefetch".into())
+                .spawn(move || {
+                    let _ = tx.send(fetcher.fetch(next_start, len));
+                });
+            if spawned.is_ok() {
+                window.ahead = Some(Ahead {
+                    start: next_start,
+                    len,
+                    result: rx,
+                });
+            }
+        }
+        if copy_from(&window, offset, wanted, &mut buf) {
+            return Ok(buf);
+        }
+        // Short: the end of the file (or the file shrank on the origin).
+        let from = offset.saturating_sub(window.start) as usize;
+        Ok(window.data.get(from..).unwrap_or_default().to_vec())
     }
 }
 
@@ -262,4 +348,147 @@ fn copy_from(window: &Window, offset: u64, wanted: usize, buf: &mut Vec<u8>) -> 
     buf.clear();
     buf.extend_from_slice(&window.data[from..from + wanted]);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    //! The read path and failover against scripted origins: in-process, no mount, no root.
+    use std::time::Instant;
+
+    use musicfs_origin::scripted::{Fault, ScriptedOrigin};
+
+    use super::*;
+
+    fn content(len: usize, salt: u8) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ salt).collect()
+    }
+
+    fn set(origins: &[&Arc<ScriptedOrigin>], timeout: Duration) -> Arc<MirrorSet> {
+        let mirrors = origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| Mirror::new((*o).clone() as Arc<dyn Origin>, i as u32 + 1))
+            .collect();
+        Arc::new(MirrorSet::new(mirrors, timeout))
+    }
+
+    fn read_all(file: &RemoteFile, size: usize, chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < size {
+            let got = file.read(out.len() as u64, chunk).unwrap();
+            assert!(!got.is_empty());
+            out.extend_from_slice(&got);
+        }
+        out
+    }
+
+    #[test]
+    fn a_sequential_read_fetches_few_growing_windows_and_a_seek_starts_small() {
+        let origin = Arc::new(ScriptedOrigin::new("one"));
+        let bytes = content(20 << 20, 0);
+        origin.put(b"a/song.flac", bytes.clone());
+        let file = RemoteFile::open(
+            set(&[&origin], Duration::from_secs(5)),
+            b"a/song.flac".to_vec(),
+            bytes.len() as u64,
+        )
+        .ok()
+        .unwrap();
+        let before = origin.calls();
+        assert_eq!(read_all(&file, bytes.len(), 128 << 10), bytes);
+        // 256K, 512K, 1M, 2M, 4M, then 8M windows: 20 MiB in 7 fetches, not 160.
+        let fetches = origin.calls() - before;
+        assert!(fetches <= 8, "{fetches} fetches for a sequential read");
+        // A seek fetches one small window.
+        let fetched = origin.bytes_fetched();
+        file.read(1 << 20, 4096).unwrap();
+        assert_eq!(origin.bytes_fetched() - fetched, FIRST_WINDOW as u64);
+        // The window answers without the origin (the FUSE-thread fast path).
+        let mut buf = Vec::new();
+        assert!(file.read_cached((1 << 20) + 4096, 4096, &mut buf));
+        assert_eq!(buf, bytes[(1 << 20) + 4096..(1 << 20) + 8192]);
+    }
+
+    #[test]
+    fn a_hung_primary_fails_over_to_the_mirror_within_the_attempt_timeout() {
+        let (primary, mirror) = (
+            Arc::new(ScriptedOrigin::new("nas")),
+            Arc::new(ScriptedOrigin::new("backup")),
+        );
+        let bytes = content(3 << 20, 7);
+        primary.put(b"x.flac", bytes.clone());
+        mirror.put(b"x.flac", bytes.clone());
+        let set = set(&[&primary, &mirror], Duration::from_millis(200));
+        let file = RemoteFile::open(set.clone(), b"x.flac".to_vec(), bytes.len() as u64)
+            .ok()
+            .unwrap();
+        let head = file.read(0, 4096).unwrap();
+        primary.set_fault(Fault::Hang);
+        let started = Instant::now();
+        let mut got = head;
+        while got.len() < bytes.len() {
+            got.extend(file.read(got.len() as u64, 128 << 10).unwrap());
+        }
+        assert_eq!(got, bytes, "bytes across the failover");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // The primary is now the worse choice: new reads go to the mirror first.
+        assert_ne!(set.mirrors[0].health(), musicfs_origin::Health::Healthy);
+        assert_eq!(set.order()[0], 1);
+        primary.set_fault(Fault::None);
+    }
+
+    #[test]
+    fn a_mirror_holding_another_size_never_serves_the_file() {
+        let (primary, mirror) = (
+            Arc::new(ScriptedOrigin::new("nas")),
+            Arc::new(ScriptedOrigin::new("backup")),
+        );
+        let bytes = content(100_000, 1);
+        primary.put(b"x.flac", bytes.clone());
+        mirror.put(b"x.flac", content(90_000, 2)); // an older version
+        primary.set_fault(Fault::Down);
+        let set = set(&[&primary, &mirror], Duration::from_millis(200));
+        let started = Instant::now();
+        match RemoteFile::open(set.clone(), b"x.flac".to_vec(), bytes.len() as u64) {
+            Ok(_) => panic!("opened from a mirror of another size"),
+            Err(OpenFailure::Origin(err)) => assert!(err.is_origin_down(), "{err}"),
+            Err(OpenFailure::Changed(_)) => panic!("the primary's copy was never seen"),
+        }
+        // Every round was retried with backoff (100 ms + 500 ms + 2 s), then it gave up.
+        assert!(started.elapsed() >= Duration::from_millis(2600));
+        assert_eq!(mirror.bytes_fetched(), 0);
+
+        // Changed on every mirror: refused as changed, not served.
+        primary.set_fault(Fault::None);
+        primary.put(b"x.flac", content(95_000, 3));
+        match RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64) {
+            Err(OpenFailure::Changed(size)) => assert!(size == 95_000 || size == 90_000),
+            _ => panic!("a file changed everywhere must be refused as changed"),
+        }
+    }
+
+    #[test]
+    fn an_origin_back_during_the_retries_serves_the_read() {
+        let origin = Arc::new(ScriptedOrigin::new("flaky"));
+        let bytes = content(50_000, 9);
+        origin.put(b"x.flac", bytes.clone());
+        let set = set(&[&origin], Duration::from_millis(500));
+        let file = RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64)
+            .ok()
+            .unwrap();
+        origin.set_fault(Fault::Down);
+        let back = {
+            let origin = origin.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                origin.set_fault(Fault::None);
+            })
+        };
+        assert_eq!(file.read(0, bytes.len()).unwrap(), bytes);
+        back.join().unwrap();
+    }
 }

@@ -21,7 +21,7 @@ use musicfs_db::{ReadPool, queries, search_rows};
 use musicfs_search::{IndexReader, SearchError, SearchIndex};
 
 use crate::FsError;
-use crate::attr::Owner;
+use crate::attr::{Kind, Owner};
 
 pub(crate) const FOLDER_NAME: &str = ".search";
 /// At most this many matches per query folder.
@@ -261,21 +261,20 @@ impl crate::ops::MusicFs {
         &self,
         node: SearchNode,
         offset: u64,
-        mut add: impl FnMut(u64, u64, FileType, &str) -> bool,
+        mut add: impl FnMut(u64, u64, Kind, &str) -> bool,
     ) -> Result<(), FsError> {
         let search = self.search_folder()?;
-        let mut rows: Vec<(u64, FileType, String)> =
-            vec![(node.ino(), FileType::Directory, ".".into())];
+        let mut rows: Vec<(u64, Kind, String)> = vec![(node.ino(), Kind::Directory, ".".into())];
         match node {
             // Past queries are not listed: the folder is a door, `cd` into any query.
-            SearchNode::Root => rows.push((1, FileType::Directory, "..".into())),
+            SearchNode::Root => rows.push((1, Kind::Directory, "..".into())),
             SearchNode::Query(qid) => {
-                rows.push((ROOT, FileType::Directory, "..".into()));
+                rows.push((ROOT, Kind::Directory, "..".into()));
                 let results = search.results(qid)?;
                 for (rank, (name, _)) in results.entries.iter().enumerate() {
                     rows.push((
                         SearchNode::Result(qid, rank).ino(),
-                        FileType::Symlink,
+                        Kind::Symlink,
                         name.clone(),
                     ));
                 }

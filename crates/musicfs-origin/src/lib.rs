@@ -12,6 +12,8 @@ mod mirrors;
 mod range;
 mod runtime;
 mod s3;
+#[cfg(feature = "scripted")]
+pub mod scripted;
 mod secret;
 mod sftp;
 mod url;

@@ -134,14 +134,16 @@ impl MirrorSet {
             if round > 0 {
                 std::thread::sleep(RETRY_BACKOFF[round - 1]);
             }
+            let mut tried = false;
             for i in self.order() {
                 let mirror = &self.mirrors[i];
                 match usable(i) {
-                    Ok(true) => {}
+                    Ok(true) => tried = true,
                     Ok(false) => continue,
                     Err(err) => {
                         mirror.failed();
                         last = Some(err);
+                        tried = true;
                         continue;
                     }
                 }
@@ -162,13 +164,21 @@ impl MirrorSet {
                     }
                 }
             }
+            if !tried {
+                // Every mirror answered, with another version: retrying will not help.
+                return Err(OriginError::Changed {
+                    origin: "every mirror".into(),
+                    path: String::new(),
+                    cause: "no mirror holds a copy of the size the database knows".into(),
+                });
+            }
             if last.as_ref().is_some_and(|e| e.is_not_found()) {
                 break; // no mirror has it: retrying will not help
             }
         }
         Err(last.unwrap_or_else(|| OriginError::Unreachable {
             origin: "every mirror".into(),
-            cause: "no mirror holds a copy of the size the database knows".into(),
+            cause: "no attempt could be made".into(),
         }))
     }
 

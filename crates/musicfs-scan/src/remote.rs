@@ -14,6 +14,19 @@ use crate::walk::{Listed, Listing, ToRead, Walk, join};
 use crate::write::PutFile;
 
 impl Walk<'_> {
+    /// The progress line of a remote walk: files listed, files read, bytes fetched.
+    fn show_remote_progress(&self, origin: &dyn Origin) {
+        if self.progress.is_hidden() {
+            return;
+        }
+        self.progress.set_message(format!(
+            "· {} listed · {} read · {:.1} MB fetched",
+            self.counters.listed.load(Ordering::Relaxed),
+            self.counters.read.load(Ordering::Relaxed),
+            origin.bytes_fetched() as f64 / 1e6
+        ));
+    }
+
     /// Lists the folder `rel`. An origin that stops answering stops the whole walk (nothing
     /// is removed); a folder that fails alone is kept as it is.
     pub(crate) fn list_remote(&self, origin: &dyn Origin, rel: &[u8]) -> Result<Listing, String> {
@@ -46,6 +59,7 @@ impl Walk<'_> {
             }
         }
         Counters::bump(&self.counters.listed, listing.files.len() as u64);
+        self.show_remote_progress(origin);
         Ok(listing)
     }
 
@@ -69,6 +83,7 @@ impl Walk<'_> {
         );
         let outcome = musicfs_tags::read_track_from(std::io::BufReader::new(reader), &path);
         Counters::bump(&self.counters.read, 1);
+        self.show_remote_progress(origin.as_ref());
         // A read that failed on the network while the origin went away is not the file's
         // fault: leave it out (the next scan reads it) rather than index it by name.
         if let Err(err) = &outcome

@@ -379,7 +379,7 @@ fn progress_bar(wanted: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {human_pos} files  {per_sec}  {elapsed}")
+        ProgressStyle::with_template("{spinner} {human_pos} files  {per_sec}  {elapsed} {msg}")
             .expect("valid progress template"),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));

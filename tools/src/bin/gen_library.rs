@@ -19,6 +19,13 @@ struct Args {
     /// Comma-separated formats among flac,mp3,wav,aiff,opus (default: all).
     #[arg(long, value_delimiter = ',')]
     formats: Vec<String>,
+    /// Pad every file with about this many bytes of audio (real tracks are megabytes).
+    #[arg(long, default_value_t = 0)]
+    pad_bytes: usize,
+    /// Leave out names that cannot be S3 keys (not UTF-8, control characters), so the same
+    /// library can be uploaded to a bucket whole.
+    #[arg(long)]
+    keyable: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,7 +43,27 @@ fn main() -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let files = musicfs_tools::generate_library_with(&args.out, args.n, args.seed, &formats)?;
+    let mut files = musicfs_tools::generate_library_with(&args.out, args.n, args.seed, &formats)?;
+    if args.keyable {
+        let mut kept = Vec::with_capacity(files.len());
+        for f in files {
+            let rel = f.path.strip_prefix(&args.out)?;
+            if rel
+                .to_str()
+                .is_some_and(|r| !r.chars().any(|c| c.is_ascii_control()))
+            {
+                kept.push(f);
+            } else {
+                std::fs::remove_file(&f.path)?;
+            }
+        }
+        files = kept;
+    }
+    if args.pad_bytes > 0 {
+        for f in &files {
+            musicfs_tools::pad_audio(&f.path, f.format, args.pad_bytes)?;
+        }
+    }
     eprintln!(
         "wrote {} files to {} in {:.1}s",
         files.len(),

@@ -1,0 +1,157 @@
+//! A scripted origin for in-process tests of everything above the origin layer: files held in
+//! memory, and faults set at will (latency, errors, hangs, files changing under the reader).
+//! Built with the `scripted` feature only.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::error::{OriginError, Result};
+use crate::{Entry, Meta, Origin, OriginUrl};
+
+/// What every call does before answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Answer after this long.
+    Latency(Duration),
+    /// Fail at once as if the server were unreachable.
+    Down,
+    /// Never answer until the fault is cleared (a black-holed server).
+    Hang,
+}
+
+pub struct ScriptedOrigin {
+    url: OriginUrl,
+    files: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    fault: Mutex<Fault>,
+    cleared: Condvar,
+    calls: AtomicU64,
+    fetched: AtomicU64,
+}
+
+impl ScriptedOrigin {
+    pub fn new(name: &str) -> ScriptedOrigin {
+        ScriptedOrigin {
+            url: OriginUrl::parse(&format!("s3://{name}")).expect("a valid bucket name"),
+            files: Mutex::default(),
+            fault: Mutex::default(),
+            cleared: Condvar::new(),
+            calls: AtomicU64::new(0),
+            fetched: AtomicU64::new(0),
+        }
+    }
+
+    pub fn put(&self, rel: &[u8], bytes: Vec<u8>) {
+        self.files.lock().unwrap().insert(rel.to_vec(), bytes);
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+        self.cleared.notify_all();
+    }
+
+    /// Calls made so far (list, stat, read).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn before(&self) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut fault = self.fault.lock().unwrap();
+        loop {
+            match *fault {
+                Fault::None => return Ok(()),
+                Fault::Latency(d) => {
+                    drop(fault);
+                    std::thread::sleep(d);
+                    return Ok(());
+                }
+                Fault::Down => {
+                    return Err(OriginError::Unreachable {
+                        origin: self.url.to_string(),
+                        cause: "scripted: down".into(),
+                    });
+                }
+                Fault::Hang => fault = self.cleared.wait(fault).unwrap(),
+            }
+        }
+    }
+
+    fn not_found(&self, rel: &[u8]) -> OriginError {
+        OriginError::NotFound {
+            origin: self.url.to_string(),
+            path: String::from_utf8_lossy(rel).into_owned(),
+        }
+    }
+}
+
+impl Origin for ScriptedOrigin {
+    fn url(&self) -> &OriginUrl {
+        &self.url
+    }
+
+    fn list(&self, rel: &[u8]) -> Result<Vec<Entry>> {
+        self.before()?;
+        let prefix = if rel.is_empty() {
+            Vec::new()
+        } else {
+            [rel, b"/"].concat()
+        };
+        let files = self.files.lock().unwrap();
+        let mut entries: Vec<Entry> = Vec::new();
+        for (path, bytes) in files.iter() {
+            let Some(rest) = path.strip_prefix(prefix.as_slice()) else {
+                continue;
+            };
+            let (name, is_dir) = match rest.iter().position(|&b| b == b'/') {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            if entries.iter().any(|e| e.name == name) {
+                continue;
+            }
+            entries.push(Entry {
+                name: name.to_vec(),
+                is_dir,
+                meta: Meta {
+                    size: if is_dir { 0 } else { bytes.len() as u64 },
+                    ..Meta::default()
+                },
+            });
+        }
+        Ok(entries)
+    }
+
+    fn stat(&self, rel: &[u8]) -> Result<Meta> {
+        self.before()?;
+        let files = self.files.lock().unwrap();
+        let bytes = files.get(rel).ok_or_else(|| self.not_found(rel))?;
+        Ok(Meta {
+            size: bytes.len() as u64,
+            ..Meta::default()
+        })
+    }
+
+    fn read_at(&self, rel: &[u8], offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.before()?;
+        let files = self.files.lock().unwrap();
+        let bytes = files.get(rel).ok_or_else(|| self.not_found(rel))?;
+        let start = (offset as usize).min(bytes.len());
+        let end = start.saturating_add(len).min(bytes.len());
+        self.fetched
+            .fetch_add((end - start) as u64, Ordering::Relaxed);
+        Ok(bytes[start..end].to_vec())
+    }
+
+    fn stat_root(&self) -> Result<bool> {
+        self.before()?;
+        Ok(!self.files.lock().unwrap().is_empty())
+    }
+
+    fn bytes_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
+    }
+}
