@@ -268,6 +268,76 @@ def bench_read(srv, bins, work, big, bucket, rtt, files):
     return out
 
 
+def bench_read_s3s(bins, work, big, rtt, s3s_bin, files):
+    """Serving from `s3s-fs` (a Rust S3 server over a folder, checking SigV4, whose ranged
+    reads cost what they should), vs boto3 `get_object` on it, at `rtt`."""
+    import boto3
+    data = work / "s3s-data"
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(big, data / "lib-big", ignore=shutil.ignore_patterns(".complete"))
+    port = free_port()
+    server = subprocess.Popen([s3s_bin, "--host", "127.0.0.1", "--port", str(port), "--access-key",
+                               SECRET["AWS_ACCESS_KEY_ID"], "--secret-key",
+                               SECRET["AWS_SECRET_ACCESS_KEY"], str(data)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, server, "s3s-fs")
+    proxy = subprocess.Popen([str(bins / "musicfs-fault-proxy"), "--to", str(port), "--delay-ms",
+                              str(rtt / 2)], stdout=subprocess.PIPE, text=True)
+    pport = int(proxy.stdout.readline())
+    try:
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{pport}",
+                              aws_access_key_id=SECRET["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=SECRET["AWS_SECRET_ACCESS_KEY"],
+                              region_name="us-east-1")
+        names = sorted(str(p.relative_to(big)) for p in big.rglob("*") if p.is_file() and not p.name.startswith("."))
+        biggest = max(names, key=lambda n: (big / n).stat().st_size)
+        size = (big / biggest).stat().st_size
+        client.list_buckets()
+        plain_first = []
+        for n in names[:files]:
+            t = time.perf_counter()
+            client.get_object(Bucket="lib-big", Key=n, Range="bytes=0-0")["Body"].read()
+            plain_first.append(time.perf_counter() - t)
+        drop_caches()
+        t = time.perf_counter()
+        client.get_object(Bucket="lib-big", Key=biggest)["Body"].read()
+        plain_seq = size / (time.perf_counter() - t) / 1e6
+        db = work / "read-s3s.db"
+        scan(bins, db, f"s3://lib-big?endpoint=http://127.0.0.1:{pport}")
+        mnt = work / "mnt-s3s"
+        mnt.mkdir(exist_ok=True)
+        proc = subprocess.Popen([str(bins / "musicfs"), "mount", "--quiet", "--db", str(db), str(mnt)],
+                                env=dict(os.environ, **SECRET), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        for _ in range(1000):
+            if os.path.ismount(mnt):
+                break
+            time.sleep(0.01)
+        paths = sorted(str(Path(d) / f) for d, _, fs in os.walk(mnt) for f in fs if ".search" not in d)
+        first = []
+        for p in paths[:files]:
+            drop_caches()
+            first.append(timed_first_byte(p))
+        target = max(paths, key=lambda p: os.stat(p).st_size)
+        drop_caches()
+        t = time.perf_counter()
+        with open(target, "rb") as f:
+            while f.read(1 << 20):
+                pass
+        seq = size / (time.perf_counter() - t) / 1e6
+        unmount(proc, mnt)
+        out = {"first_byte_ms_p50": statistics.median(first) * 1e3,
+               "first_byte_ms_max": max(first) * 1e3,
+               "plain_first_byte_ms_p50": statistics.median(plain_first) * 1e3,
+               "seq_mb_s": seq, "plain_seq_mb_s": plain_seq, "plain": "boto3 get_object",
+               "file_mb": size / 1e6}
+        print(f"read s3s-fs: {out}", file=sys.stderr)
+        return out
+    finally:
+        proxy.kill()
+        server.kill()
+
+
 def bench_failover(srv, bins, work, lib, bucket, after_s):
     """Primary SFTP through a proxy, S3 mirror; the proxy is stopped (SIGSTOP: a black hole)
     and a read of an uncached file is timed."""
@@ -372,6 +442,9 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--bin-dir", default=str(ROOT / "target" / "release"))
     ap.add_argument("--work", default=str(ROOT / "bench-out"))
+    ap.add_argument("--s3s-fs", help="an s3s-fs binary: also serve from it (cargo install "
+                    "s3s-fs --version 0.14.1 --features binary)")
+    ap.add_argument("--only-s3s", action="store_true", help="run only the s3s-fs serving part")
     a = ap.parse_args()
     bins = Path(a.bin_dir).resolve()
     work = Path(a.work).resolve() / ("remote-smoke" if a.smoke else "remote")
@@ -382,6 +455,13 @@ def main():
     else:
         plan = {"small": (2000, 0), "3mb": (200, 3 << 20), "10mb": (60, 10 << 20)}
         rtts, read_rtt, big_pad, notify_rounds, first_files = [0, 20, 100], 20, 200 << 20, 20, 10
+    if a.only_s3s:
+        big = work / "lib-big"
+        gen(bins, big, 4, big_pad, formats="flac")
+        r = bench_read_s3s(bins, work, big, read_rtt, a.s3s_fs, first_files)
+        print(json.dumps(r, indent=2))
+        (Path(a.work) / "remote-s3s.json").write_text(json.dumps(r, indent=2))
+        return
     srv = Servers(work, bins)
     try:
         sets = {}
@@ -396,6 +476,9 @@ def main():
         srv.upload("lib-big", big)
         result = {"scan": bench_scan(srv, bins, work, sets, rtts), "read_rtt_ms": read_rtt}
         result["read"] = bench_read(srv, bins, work, big, "lib-big", read_rtt, first_files)
+        if a.s3s_fs:
+            result["read"]["s3 (s3s-fs)"] = bench_read_s3s(bins, work, big, read_rtt, a.s3s_fs,
+                                                           first_files)
         result["failover"] = bench_failover(srv, bins, work, *sets["3mb"], 1.0)
         result["notify"] = bench_notify(bins, work, notify_rounds)
     finally:
