@@ -8,6 +8,9 @@
 //! hop ([`RemoteFile::read_cached`] never waits: it gives up if a fetch holds the window).
 //! Fetches run on the mount's I/O threads with its deadline, never on a FUSE worker; each goes
 //! to the healthiest mirror whose copy has the size the DB knows, and fails over to the next.
+//! Once the reader is sequential, the next window is fetched in the background, from one
+//! stream to the end of the file where the origin can stream (S3: one GET, not one per
+//! window); a stream that fails falls back to ranged reads with failover.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -181,9 +184,76 @@ struct Fetcher {
     size: u64,
     /// Per mirror: its copy's size agrees with the DB (None: not asked yet).
     agrees: Mutex<Vec<Option<bool>>>,
+    /// A sequential reader's open stream (one GET to the end of the file, where the origin
+    /// can stream), and the offset it is at.
+    stream: Mutex<Option<(u64, Box<dyn std::io::Read + Send>)>>,
 }
 
 impl Fetcher {
+    /// `len` bytes at `offset` for a sequential reader: from the open stream if it is there,
+    /// else from a new one on the first usable mirror; on any stream failure, or where no
+    /// origin streams, a ranged read with failover ([`Fetcher::fetch`]).
+    fn fetch_sequential(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut stream = self.stream.lock().unwrap();
+        if stream.as_ref().map(|(at, _)| *at) != Some(offset) {
+            *stream = self.open_stream(offset).map(|reader| (offset, reader));
+        }
+        if let Some((at, reader)) = stream.as_mut() {
+            let mut buf = vec![0u8; len];
+            let mut filled = 0;
+            let outcome = loop {
+                if filled == len {
+                    break Ok(());
+                }
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            match outcome {
+                Ok(()) if filled == len || offset + filled as u64 == self.size => {
+                    *at += filled as u64;
+                    buf.truncate(filled);
+                    return Ok(buf);
+                }
+                Ok(()) => tracing::warn!("{}: stream ended early", self.describe()),
+                Err(err) => {
+                    tracing::warn!("{}: stream failed ({err}); failing over", self.describe())
+                }
+            }
+            *stream = None;
+        }
+        drop(stream);
+        self.fetch(offset, len)
+    }
+
+    /// A stream from `offset` on the first usable mirror that can stream, in health order.
+    fn open_stream(&self, offset: u64) -> Option<Box<dyn std::io::Read + Send>> {
+        for i in self.set.order() {
+            if !matches!(self.usable(i), Ok(true)) {
+                continue;
+            }
+            let mirror = &self.set.mirrors[i];
+            return match mirror
+                .origin
+                .stream_from(&self.rel, offset, self.set.attempt_timeout)?
+            {
+                Ok(reader) => Some(reader),
+                Err(err) => {
+                    tracing::warn!("{err}; reading in ranges instead");
+                    None
+                }
+            };
+        }
+        None
+    }
+
+    fn describe(&self) -> String {
+        self.set.mirrors[0].origin.url().locate(&self.rel)
+    }
+
     /// Whether mirror `i` may serve this file: its copy has the DB's size (asked once).
     fn usable(&self, i: usize) -> musicfs_origin::Result<bool> {
         if let Some(known) = self.agrees.lock().unwrap()[i] {
@@ -235,6 +305,7 @@ impl RemoteFile {
     ) -> Result<RemoteFile, OpenFailure> {
         let fetcher = Arc::new(Fetcher {
             agrees: Mutex::new(vec![None; set.mirrors.len()]),
+            stream: Mutex::new(None),
             set,
             rel: rel.into(),
             size,
@@ -306,7 +377,12 @@ impl RemoteFile {
                     FIRST_WINDOW
                 };
                 let len = len.max(wanted).min(size.saturating_sub(offset) as usize);
-                (offset, self.fetcher.fetch(offset, len)?, sequential)
+                let data = if sequential {
+                    self.fetcher.fetch_sequential(offset, len)?
+                } else {
+                    self.fetcher.fetch(offset, len)?
+                };
+                (offset, data, sequential)
             }
         };
         window.start = start;
@@ -320,7 +396,7 @@ impl RemoteFile {
             let spawned = std::thread::Builder::new()
                 .name("musicfs-prefetch".into())
                 .spawn(move || {
-                    let _ = tx.send(fetcher.fetch(next_start, len));
+                    let _ = tx.send(fetcher.fetch_sequential(next_start, len));
                 });
             if spawned.is_ok() {
                 window.ahead = Some(Ahead {

@@ -66,6 +66,19 @@ pub trait Origin: Send + Sync {
     fn stat_root(&self) -> Result<bool>;
     /// Bytes of file content fetched so far (listings and headers not counted).
     fn bytes_fetched(&self) -> u64;
+
+    /// A reader of `rel` from `offset` to its end in one request, for a sequential reader
+    /// (a player), where the origin can stream (S3: one GET instead of a GET per window).
+    /// Each wait for more bytes fails after `stall`. `None`: not supported here, use
+    /// [`Origin::read_at`].
+    fn stream_from(
+        &self,
+        _rel: &[u8],
+        _offset: u64,
+        _stall: Duration,
+    ) -> Option<Result<Box<dyn std::io::Read + Send>>> {
+        None
+    }
 }
 
 /// Opens the origin at `url` with credentials from the environment. Network origins connect

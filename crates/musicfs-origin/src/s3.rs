@@ -4,12 +4,15 @@
 //! retry and failover policy, and a dead server must fail fast.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use crate::error::{OriginError, Result};
 use crate::secret::Secret;
@@ -28,7 +31,8 @@ pub struct S3Origin {
     display: String,
     store: AmazonS3,
     prefix: String,
-    fetched: AtomicU64,
+    timeout: Duration,
+    fetched: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for S3Origin {
@@ -170,7 +174,8 @@ impl S3Origin {
             display,
             url,
             store,
-            fetched: AtomicU64::new(0),
+            timeout,
+            fetched: Arc::default(),
         })
     }
 
@@ -323,5 +328,75 @@ impl Origin for S3Origin {
 
     fn bytes_fetched(&self) -> u64 {
         self.fetched.load(Ordering::Relaxed)
+    }
+
+    fn stream_from(
+        &self,
+        rel: &[u8],
+        offset: u64,
+        stall: Duration,
+    ) -> Option<Result<Box<dyn std::io::Read + Send>>> {
+        let stall = stall.min(self.timeout);
+        let opened = (|| {
+            let key = self.key(rel)?;
+            let options = GetOptions {
+                range: Some(GetRange::Offset(offset)),
+                ..GetOptions::default()
+            };
+            let get = self.store.get_opts(&key, options);
+            let result = match self.block_on(async { tokio::time::timeout(stall, get).await }) {
+                Ok(result) => result.map_err(|e| self.error(rel, e))?,
+                Err(_) => {
+                    return Err(OriginError::Unreachable {
+                        origin: self.display.clone(),
+                        cause: format!("no answer in {stall:?}"),
+                    });
+                }
+            };
+            Ok(Box::new(S3Stream {
+                stream: result.into_stream(),
+                chunk: bytes::Bytes::new(),
+                stall,
+                fetched: self.fetched.clone(),
+            }) as Box<dyn std::io::Read + Send>)
+        })();
+        Some(opened)
+    }
+}
+
+/// The body of one GET, read as it arrives.
+struct S3Stream {
+    stream: BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+    stall: Duration,
+    fetched: Arc<AtomicU64>,
+}
+
+impl std::io::Read for S3Stream {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            let (stall, stream) = (self.stall, &mut self.stream);
+            let next = crate::runtime()
+                .block_on(async move { tokio::time::timeout(stall, stream.next()).await });
+            match next {
+                Ok(Some(Ok(bytes))) => {
+                    self.fetched
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    self.chunk = bytes;
+                }
+                Ok(None) => return Ok(0),
+                Ok(Some(Err(err))) => return Err(std::io::Error::other(err.to_string())),
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no bytes in {:?}", self.stall),
+                    ));
+                }
+            }
+        }
+        let n = out.len().min(self.chunk.len());
+        out[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
     }
 }
