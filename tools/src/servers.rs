@@ -31,7 +31,8 @@ fn wait_listening(port: u16, child: &mut Child, what: &str) -> Result<(), String
 }
 
 /// `sshd` serving SFTP (read-only) on 127.0.0.1, accepting one generated key for the current
-/// user. Its host key is in `known_hosts`; `identity_file` is the client key.
+/// user. Its host key is in `known_hosts`; `identity_file` is the client key. sshd's defaults
+/// otherwise (`MaxStartups 10:30:100`: a burst of logins is refused, as on a real server).
 pub struct SshServer {
     child: Child,
     pub port: u16,
@@ -88,7 +89,7 @@ impl SshServer {
                 "ListenAddress 127.0.0.1\nPort {port}\nHostKey {host}\nPidFile {dir}/sshd.pid\n\
                  AuthorizedKeysFile {dir}/authorized_keys\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 PermitRootLogin prohibit-password\nMaxStartups 100\nMaxSessions 100\n\
+                 PermitRootLogin prohibit-password\n\
                  Subsystem sftp internal-sftp -R\n",
                 host = host_key.display(),
                 dir = dir.display()

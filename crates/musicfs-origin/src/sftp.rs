@@ -46,6 +46,10 @@ pub struct SftpOrigin {
     max_sessions: usize,
     pool: Mutex<Pool>,
     freed: Condvar,
+    /// Held while a session is being set up: sessions open one after another, never in a
+    /// burst. sshd drops unauthenticated connections beyond `MaxStartups` (10 by default,
+    /// at random from there), which a burst of 16 logins would hit, and read as "unreachable".
+    connecting: Mutex<()>,
     fetched: AtomicU64,
 }
 
@@ -127,6 +131,7 @@ impl SftpOrigin {
                 open: 0,
             }),
             freed: Condvar::new(),
+            connecting: Mutex::new(()),
             fetched: AtomicU64::new(0),
             url,
         })
@@ -137,6 +142,12 @@ impl SftpOrigin {
             origin: self.display.clone(),
             cause: cause.to_string(),
         }
+    }
+
+    /// [`SftpOrigin::connect`], never two at once (see `connecting`).
+    fn connect_one_at_a_time(&self) -> Result<Conn> {
+        let _one_at_a_time = self.connecting.lock().unwrap_or_else(|e| e.into_inner());
+        self.connect()
     }
 
     /// A new authenticated session, its host key checked first.
@@ -282,7 +293,7 @@ impl SftpOrigin {
         };
         let conn = match conn {
             Some(conn) => conn,
-            None => match self.connect() {
+            None => match self.connect_one_at_a_time() {
                 Ok(conn) => conn,
                 Err(err) => {
                     self.pool.lock().unwrap().open -= 1;
