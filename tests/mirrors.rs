@@ -9,17 +9,8 @@ use std::time::{Duration, Instant};
 use musicfs_fs::{MirrorConfig, MountConfig};
 use musicfs_origin::OriginUrl;
 use musicfs_scan::ScanConfig;
-use musicfs_tests::{keyable_library, s3_server, ssh_server, walk_relative};
+use musicfs_tests::{aws_credentials, keyable_library, s3_server, ssh_server, walk_relative};
 use musicfs_tools::proxy::FaultProxy;
-
-fn aws_credentials() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: set once, before any S3 client of this process reads them.
-    ONCE.call_once(|| unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "musicfs-test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "musicfs-test-secret");
-    });
-}
 
 /// Files of the mount, by path, with the original each comes from.
 fn mounted_files(mnt: &Path) -> Vec<PathBuf> {

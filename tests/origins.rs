@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use musicfs_origin::{Origin, OriginError, OriginUrl};
-use musicfs_tests::{files_below, s3_server, ssh_server};
+use musicfs_tests::{another_host_key, files_below, s3_server, ssh_server};
 
 fn open(url: &str) -> Arc<dyn Origin> {
     musicfs_origin::open(&OriginUrl::parse(url).unwrap()).unwrap()
@@ -112,20 +112,9 @@ fn sftp_origin_serves_the_library_and_checks_host_keys() {
 
     // A changed key (another server's) is refused with the warning.
     let other = dir.path().join("other_host");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let public = std::fs::read_to_string(other.with_extension("pub")).unwrap();
-    let key: Vec<&str> = public.split_whitespace().take(2).collect();
+    let key = another_host_key(&other);
     let changed = dir.path().join("changed_known_hosts");
-    std::fs::write(
-        &changed,
-        format!("[127.0.0.1]:{} {} {}\n", server.port, key[0], key[1]),
-    )
-    .unwrap();
+    std::fs::write(&changed, format!("[127.0.0.1]:{} {}\n", server.port, key)).unwrap();
     let err = open(&url.replace(empty.to_str().unwrap(), changed.to_str().unwrap()))
         .list(b"")
         .unwrap_err();

@@ -6,18 +6,12 @@ use std::path::{Path, PathBuf};
 
 use musicfs_origin::OriginUrl;
 use musicfs_scan::{ScanConfig, ScanError, Summary};
-use musicfs_tests::{files_below, keyable_library, s3_server, ssh_server, walk_relative};
+use musicfs_tests::{
+    another_host_key, aws_credentials, files_below, keyable_library, s3_server, ssh_server,
+    walk_relative,
+};
 
 /// Sets test credentials for the S3 server (moto accepts any) once per process.
-fn aws_credentials() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: set once, before any S3 client of this process reads them.
-    ONCE.call_once(|| unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "musicfs-test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "musicfs-test-secret");
-    });
-}
-
 fn library(dir: &Path, n: usize) -> PathBuf {
     let root = dir.join("music");
     keyable_library(&root, n, 11, &musicfs_tools::Format::ALL);
@@ -198,17 +192,10 @@ fn an_unreachable_or_empty_remote_origin_deletes_nothing() {
     std::fs::remove_dir(&root).unwrap();
     std::fs::rename(&moved, &root).unwrap();
     let other = dir.path().join("other_host_key");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let public = std::fs::read_to_string(other.with_extension("pub")).unwrap();
-    let key: Vec<&str> = public.split_whitespace().take(2).collect();
+    let key = another_host_key(&other);
     std::fs::write(
         &sshd.known_hosts,
-        format!("[127.0.0.1]:{} {} {}\n", sshd.port, key[0], key[1]),
+        format!("[127.0.0.1]:{} {}\n", sshd.port, key),
     )
     .unwrap();
     let err = scan_remote(&db, &url).unwrap_err();

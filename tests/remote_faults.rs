@@ -8,17 +8,8 @@ use std::time::{Duration, Instant};
 
 use musicfs_origin::OriginUrl;
 use musicfs_scan::ScanConfig;
-use musicfs_tests::{files_below, s3_server};
+use musicfs_tests::{aws_credentials, files_below, s3_server};
 use musicfs_tools::proxy::FaultProxy;
-
-fn aws_credentials() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: set once, before any S3 client of this process reads them.
-    ONCE.call_once(|| unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "musicfs-test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "musicfs-test-secret");
-    });
-}
 
 fn library(dir: &Path, n: usize) -> PathBuf {
     let root = dir.join("music");

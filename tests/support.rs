@@ -301,3 +301,30 @@ pub fn keyable_library(
         })
         .collect()
 }
+
+/// Test credentials for the S3 server (moto accepts any), set once per test process.
+pub fn aws_credentials() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before any S3 client of this process reads them.
+    ONCE.call_once(|| unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "musicfs-test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "musicfs-test-secret");
+    });
+}
+
+/// A new ed25519 key pair at `path`: the public half as a `known_hosts` key ("type base64"),
+/// to stand for another server's host key.
+pub fn another_host_key(path: &Path) -> String {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

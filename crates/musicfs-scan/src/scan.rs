@@ -159,6 +159,23 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
             drop(rx); // walkers see the writer gone and stop
             result
         });
+        // One walk per origin, all sharing the scan's pool, writer channel and stop flags.
+        let with_walk = |origin_id: i64, source: &Source, go: &mut dyn FnMut(&Walk)| {
+            go(&Walk {
+                pool: &pool,
+                tx: tx.clone(),
+                layout: &layout,
+                counters: &counters,
+                progress: &progress,
+                origin_id,
+                source,
+                tag_timeout: cfg.tag_timeout,
+                stop: &stop,
+                db_error: &db_error,
+                origin_lost: &origin_lost,
+                various_artists: &cfg.various_artists,
+            })
+        };
         for (origin_id, root, root_identity) in &origins {
             let Some(root_identity) = *root_identity else {
                 origin_lost.lock().unwrap().get_or_insert(root.clone());
@@ -170,52 +187,26 @@ pub fn scan(cfg: &ScanConfig) -> Result<Summary, ScanError> {
                 music_roots: &music_roots,
                 follow_external: cfg.follow_external_symlinks,
             };
-            let walk = Walk {
-                pool: &pool,
-                tx: tx.clone(),
-                layout: &layout,
-                counters: &counters,
-                progress: &progress,
-                origin_id: *origin_id,
-                source: &source,
-                tag_timeout: cfg.tag_timeout,
-                stop: &stop,
-                db_error: &db_error,
-                origin_lost: &origin_lost,
-                various_artists: &cfg.various_artists,
-            };
-            if cfg.only.is_empty() {
-                workers.install(|| walk.folder(Vec::new()));
-            } else {
-                for scope in cfg.only.iter().filter(|s| &s.root == root) {
-                    workers.install(|| walk.visit(scope.rel.clone(), scope.recursive));
+            with_walk(*origin_id, &source, &mut |walk| {
+                if cfg.only.is_empty() {
+                    workers.install(|| walk.folder(Vec::new()));
+                } else {
+                    for scope in cfg.only.iter().filter(|s| &s.root == root) {
+                        workers.install(|| walk.visit(scope.rel.clone(), scope.recursive));
+                    }
                 }
-            }
+            });
         }
         for (origin_id, origin) in &remotes {
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
             let source = Source::Remote(origin.clone());
-            let walk = Walk {
-                pool: &pool,
-                tx: tx.clone(),
-                layout: &layout,
-                counters: &counters,
-                progress: &progress,
-                origin_id: *origin_id,
-                source: &source,
-                tag_timeout: cfg.tag_timeout,
-                stop: &stop,
-                db_error: &db_error,
-                origin_lost: &origin_lost,
-                various_artists: &cfg.various_artists,
-            };
             let fetched_before = origin.bytes_fetched();
-            remote_workers
-                .as_ref()
-                .expect("a pool for remote origins")
-                .install(|| walk.folder(Vec::new()));
+            let net_workers = remote_workers.as_ref().expect("a pool for remote origins");
+            with_walk(*origin_id, &source, &mut |walk| {
+                net_workers.install(|| walk.folder(Vec::new()))
+            });
             Counters::bump(
                 &counters.bytes_fetched,
                 origin.bytes_fetched() - fetched_before,
