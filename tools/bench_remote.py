@@ -54,7 +54,7 @@ def moto_program():
 
 class Servers:
     def __init__(self, work, bins):
-        self.work, self.bins, self.procs = work, bins, []
+        self.work, self.bins, self.procs, self.stats = work, bins, [], {}
         self.s3_port = free_port()
         p = subprocess.Popen([moto_program(), "-H", "127.0.0.1", "-p", str(self.s3_port)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -88,13 +88,24 @@ class Servers:
 
     def proxy(self, port, rtt_ms):
         """A fault proxy before `port` adding `rtt_ms` of round trip; returns (proc, port)."""
+        stats = self.work / f"proxy-{len(self.procs)}.stats"
         p = subprocess.Popen([str(self.bins / "musicfs-fault-proxy"), "--to", str(port),
-                              "--delay-ms", str(rtt_ms / 2)], stdout=subprocess.PIPE, text=True)
+                              "--delay-ms", str(rtt_ms / 2), "--stats", str(stats)],
+                             stdout=subprocess.PIPE, text=True)
         self.procs.append(p)
         listen = int(p.stdout.readline())
+        self.stats[listen] = stats
         with open(self.known, "a") as f:
             f.write(f"[127.0.0.1]:{listen} {self.host_key}\n")
         return p, listen
+
+    def wire_down(self, port):
+        """Bytes the proxy on `port` has forwarded from the server so far."""
+        time.sleep(0.25)  # the proxy rewrites its stats file every 100 ms
+        try:
+            return int(self.stats[port].read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            return 0
 
     def upload(self, bucket, lib):
         self.s3.create_bucket(Bucket=bucket)
@@ -103,7 +114,7 @@ class Servers:
                 self.s3.upload_file(str(path), bucket, str(path.relative_to(lib)))
 
     def sftp_url(self, port, path):
-        return f"sftp://127.0.0.1:{port}{path}?identity_file={self.key}&known_hosts={self.known}"
+        return f"sftp://127.0.0.1:{port}{path}?identity_file={self.key}&known_hosts={self.known}" + os.environ.get("SFTP_EXTRA", "")
 
     def s3_url(self, port, bucket):
         return f"s3://{bucket}?endpoint=http://127.0.0.1:{port}"
@@ -127,7 +138,7 @@ def lib_bytes(lib):
     return sum(p.stat().st_size for p in lib.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def scan(bins, db, url, parallel=32):
+def scan(bins, db, url, parallel=64):
     for f in db.parent.glob(db.name + "*"):
         shutil.rmtree(f) if f.is_dir() else f.unlink()
     env = dict(os.environ, **SECRET)
@@ -165,9 +176,11 @@ def bench_scan(srv, bins, work, sets, rtts):
         for name, (lib, bucket) in sets.items():
             files = sum(1 for p in lib.rglob("*") if p.is_file() and not p.name.startswith("."))
             size = lib_bytes(lib)
-            for kind, url in (("s3", srv.s3_url(s3_port, bucket)),
-                              ("sftp", srv.sftp_url(ssh_port, lib))):
+            for kind, url, port in (("s3", srv.s3_url(s3_port, bucket), s3_port),
+                                    ("sftp", srv.sftp_url(ssh_port, lib), ssh_port)):
+                wire_before = srv.wire_down(port)
                 s = scan(bins, work / "scan.db", url)
+                wire = srv.wire_down(port) - wire_before
                 plain = plain_s3_heads(s3_port, bucket) if kind == "s3" else None
                 rows.append({"rtt_ms": rtt, "set": name, "origin": kind, "files": s["added"],
                              "errors": s["errors"], "plain_files_per_s": plain,
@@ -175,9 +188,11 @@ def bench_scan(srv, bins, work, sets, rtts):
                              "files_per_s": s["added"] / s["seconds"],
                              "bytes_per_file": s["bytes_fetched"] / max(1, s["added"]),
                              "avg_size": size / files,
-                             "share": s["bytes_fetched"] / size})
+                             "share": s["bytes_fetched"] / size,
+                             "wire_share": wire / size})
                 print(f"scan {kind} {name} rtt {rtt} ms: {rows[-1]['files_per_s']:.0f} files/s, "
-                      f"{rows[-1]['share']*100:.2f} % fetched", file=sys.stderr)
+                      f"{rows[-1]['share']*100:.2f} % fetched, {wire / size * 100:.2f} % on the wire",
+                      file=sys.stderr)
         for p in (s3p, sshp):
             p.kill()
     return rows
@@ -445,6 +460,8 @@ def main():
     ap.add_argument("--s3s-fs", help="an s3s-fs binary: also serve from it (cargo install "
                     "s3s-fs --version 0.14.1 --features binary)")
     ap.add_argument("--only-s3s", action="store_true", help="run only the s3s-fs serving part")
+    ap.add_argument("--only-scan", action="store_true", help="run only the scan part")
+    ap.add_argument("--rtts", help="comma-separated RTTs in ms for the scan part")
     a = ap.parse_args()
     bins = Path(a.bin_dir).resolve()
     work = Path(a.work).resolve() / ("remote-smoke" if a.smoke else "remote")
@@ -455,6 +472,8 @@ def main():
     else:
         plan = {"small": (2000, 0), "3mb": (200, 3 << 20), "10mb": (60, 10 << 20)}
         rtts, read_rtt, big_pad, notify_rounds, first_files = [0, 20, 100], 20, 200 << 20, 20, 10
+    if a.rtts:
+        rtts = [int(x) for x in a.rtts.split(",")]
     if a.only_s3s:
         big = work / "lib-big"
         gen(bins, big, 4, big_pad, formats="flac")
@@ -471,10 +490,13 @@ def main():
             bucket = f"lib-{name}"
             srv.upload(bucket, lib)
             sets[name] = (lib, bucket)
+        result = {"scan": bench_scan(srv, bins, work, sets, rtts), "read_rtt_ms": read_rtt}
+        if a.only_scan:
+            print(json.dumps(result, indent=2))
+            return
         big = work / "lib-big"
         gen(bins, big, 4, big_pad, formats="flac")
         srv.upload("lib-big", big)
-        result = {"scan": bench_scan(srv, bins, work, sets, rtts), "read_rtt_ms": read_rtt}
         result["read"] = bench_read(srv, bins, work, big, "lib-big", read_rtt, first_files)
         if a.s3s_fs:
             result["read"]["s3 (s3s-fs)"] = bench_read_s3s(bins, work, big, read_rtt, a.s3s_fs,

@@ -1,6 +1,8 @@
 //! `musicfs-fault-proxy --to PORT [--delay-ms N] [--rate BYTES_PER_S]`: forwards a free port
 //! on 127.0.0.1 to 127.0.0.1:PORT with added one-way delay (each direction) and throttling.
-//! Prints the port it listens on, then runs until killed. Used by the benchmarks.
+//! Prints the port it listens on, then runs until killed; with `--stats FILE` it keeps FILE
+//! holding the bytes forwarded so far (`down up`: server to client, client to server), so a
+//! benchmark counts what really crossed the wire. Used by the benchmarks.
 
 use clap::Parser;
 
@@ -15,6 +17,9 @@ struct Args {
     /// Bytes per second per direction and connection (0: unlimited).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// A file rewritten every 100 ms with `DOWN UP`, the bytes forwarded so far.
+    #[arg(long)]
+    stats: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -24,6 +29,15 @@ fn main() -> anyhow::Result<()> {
     proxy.set_rate(args.rate);
     println!("{}", proxy.port);
     loop {
-        std::thread::park();
+        match &args.stats {
+            Some(file) => {
+                let (down, up) = proxy.bytes();
+                let tmp = file.with_extension("tmp");
+                std::fs::write(&tmp, format!("{down} {up}\n"))?;
+                std::fs::rename(&tmp, file)?;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            None => std::thread::park(),
+        }
     }
 }
