@@ -40,16 +40,7 @@ fn a_read_fails_over_to_the_mirror_mid_file_with_identical_bytes() {
     };
     let uploaded = s3.upload("backup", "music", &root).unwrap();
     let proxy = FaultProxy::start(sshd.port).unwrap();
-    // The same server, known under the proxy's port too.
-    let known = std::fs::read_to_string(&sshd.known_hosts).unwrap();
-    let line = known.replace(&format!("]:{} ", sshd.port), &format!("]:{} ", proxy.port));
-    std::fs::write(&sshd.known_hosts, format!("{known}{line}")).unwrap();
-    let primary = OriginUrl::parse(
-        &sshd
-            .url(&root)
-            .replace(&format!(":{}/", sshd.port), &format!(":{}/", proxy.port)),
-    )
-    .unwrap();
+    let primary = OriginUrl::parse(&sshd.url_via(&root, proxy.port)).unwrap();
     let db = dir.path().join("lib.db");
     let mut cfg = ScanConfig::new(&db, Vec::new());
     cfg.remotes = vec![primary.clone()];

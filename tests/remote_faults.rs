@@ -152,3 +152,32 @@ fn a_scan_cut_off_by_the_network_keeps_what_it_read_and_the_next_one_resumes() {
     assert_eq!(count_files(&db), uploaded);
     assert!(uploaded <= total);
 }
+
+#[test]
+fn a_server_refusing_extra_logins_is_scanned_with_the_sessions_it_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = library(dir.path(), 80);
+    let expected = files_below(&root).len() as u64;
+    // One login at a time, as a strict shared host might allow: the scan's pool grows while
+    // files wait (latency keeps every session busy), so its extra logins are refused.
+    let Some(sshd) = musicfs_tests::ssh_server_with(&dir.path().join("sshd"), "MaxStartups 2")
+    else {
+        return;
+    };
+    let proxy = FaultProxy::start(sshd.port).unwrap();
+    proxy.set_delay(Duration::from_millis(5));
+    let db = dir.path().join("sftp.db");
+    let scanned = musicfs_scan::scan(&remote_cfg(&db, &sshd.url_via(&root, proxy.port)));
+    let log = std::fs::read_to_string(sshd.dir.join("sshd.log")).unwrap();
+    let summary = scanned.unwrap_or_else(|err| {
+        panic!("refused extra logins must not stop the scan: {err}\nsshd's log:\n{log}")
+    });
+    assert_eq!(summary.added, expected);
+    // No file failed either; the library has names that are not UTF-8, which must reach the
+    // server byte for byte.
+    assert_eq!(summary.errors, 0);
+    assert!(
+        log.contains("MaxStartups"),
+        "the server never refused a login, so this tested nothing:\n{log}"
+    );
+}

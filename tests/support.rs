@@ -258,7 +258,15 @@ impl Drop for Tmpfs {
 
 /// Starts sshd serving SFTP, or reports the missing prerequisite (a failure in CI).
 pub fn ssh_server(dir: &Path) -> Option<musicfs_tools::servers::SshServer> {
-    match musicfs_tools::servers::SshServer::start(dir) {
+    ssh_server_with(dir, "")
+}
+
+/// [`ssh_server`] with more `sshd_config` lines.
+pub fn ssh_server_with(
+    dir: &Path,
+    extra_config: &str,
+) -> Option<musicfs_tools::servers::SshServer> {
+    match musicfs_tools::servers::SshServer::start_with(dir, extra_config) {
         Ok(server) => Some(server),
         Err(reason) => {
             missing_prerequisite(&format!("SFTP server: {reason}"));

@@ -60,6 +60,11 @@ impl SshServer {
 
     /// Starts sshd with its keys and config in `dir` (created).
     pub fn start(dir: &Path) -> Result<SshServer, String> {
+        Self::start_with(dir, "")
+    }
+
+    /// [`SshServer::start`] with more `sshd_config` lines (e.g. `MaxStartups 1`).
+    pub fn start_with(dir: &Path, extra_config: &str) -> Result<SshServer, String> {
         if !Path::new(Self::SSHD).exists() {
             return Err(format!(
                 "{} not installed (apt-get install openssh-server)",
@@ -90,7 +95,7 @@ impl SshServer {
                  AuthorizedKeysFile {dir}/authorized_keys\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
                  PermitRootLogin prohibit-password\n\
-                 Subsystem sftp internal-sftp -R\n",
+                 Subsystem sftp internal-sftp -R\n{extra_config}\n",
                 host = host_key.display(),
                 dir = dir.display()
             ),
@@ -143,6 +148,20 @@ impl SshServer {
             self.identity_file.display(),
             self.known_hosts.display()
         )
+    }
+
+    /// [`SshServer::url`] through a proxy listening on `port` (the host key is made known
+    /// under that port too).
+    pub fn url_via(&self, path: &Path, port: u16) -> String {
+        let known = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
+        let line = known
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .replace(&format!("]:{} ", self.port), &format!("]:{port} "));
+        let _ = std::fs::write(&self.known_hosts, format!("{known}{line}\n"));
+        self.url(path)
+            .replace(&format!(":{}/", self.port), &format!(":{port}/"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -217,6 +236,12 @@ impl S3Server {
             format!("/{prefix}")
         };
         format!("s3://{bucket}{prefix}?endpoint={}", self.endpoint())
+    }
+
+    /// [`S3Server::url`] through a proxy listening on `port`.
+    pub fn url_via(&self, bucket: &str, prefix: &str, port: u16) -> String {
+        self.url(bucket, prefix)
+            .replace(&format!(":{}", self.port), &format!(":{port}"))
     }
 
     pub fn pid(&self) -> u32 {

@@ -74,7 +74,7 @@ pub struct Args {
     #[arg(long, default_value_t = 300.0)]
     rescan_interval: f64,
     /// Files of remote origins read at once (their reads wait on round trips, not on a core).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     remote_parallel: usize,
     /// No progress bar and no per-file warnings.
     #[arg(long, short)]

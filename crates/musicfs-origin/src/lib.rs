@@ -67,6 +67,14 @@ pub trait Origin: Send + Sync {
     /// Bytes of file content fetched so far (listings and headers not counted).
     fn bytes_fetched(&self) -> u64;
 
+    /// A handle for several ranged reads of `rel`, for origins where opening a file costs a
+    /// round trip of its own (SFTP: open and close are requests): a tag read's head and tail
+    /// then cost one open, not one per range. `None`: every read is as cheap through
+    /// [`Origin::read_at`]. Opening may block on the network like any call.
+    fn open(&self, _rel: &[u8]) -> Result<Option<Box<dyn OpenFile>>> {
+        Ok(None)
+    }
+
     /// A reader of `rel` from `offset` to its end in one request, for a sequential reader
     /// (a player), where the origin can stream (S3: one GET instead of a GET per window).
     /// Each wait for more bytes fails after `stall`. `None`: not supported here, use
@@ -79,6 +87,12 @@ pub trait Origin: Send + Sync {
     ) -> Option<Result<Box<dyn std::io::Read + Send>>> {
         None
     }
+}
+
+/// One file of an origin, open for ranged reads (see [`Origin::open`]); closed on drop.
+pub trait OpenFile: Send {
+    /// Up to `len` bytes at `offset` (fewer only at the end of the file).
+    fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>>;
 }
 
 /// Opens the origin at `url` with credentials from the environment. Network origins connect

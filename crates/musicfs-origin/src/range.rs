@@ -11,7 +11,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::Origin;
+use crate::{OpenFile, Origin};
 
 /// The first fetch of a run of sequential reads.
 pub const FIRST_WINDOW: usize = 64 << 10;
@@ -45,6 +45,8 @@ pub struct RangeReader {
     next_window: usize,
     deadline: Option<Instant>,
     fetched: u64,
+    /// Opened at the first fetch; `Some(None)` where the origin has no handles.
+    file: Option<Option<Box<dyn OpenFile>>>,
 }
 
 impl RangeReader {
@@ -65,6 +67,7 @@ impl RangeReader {
             next_window: FIRST_WINDOW,
             deadline,
             fetched: 0,
+            file: None,
         }
     }
 
@@ -100,10 +103,24 @@ impl RangeReader {
             _ => (pos, self.next_window.max(want)),
         };
         let len = len.min((self.size - start) as usize);
-        let data = self
-            .origin
-            .read_at(&self.rel, start, len)
-            .map_err(crate::OriginError::into_io)?;
+        let started = Instant::now();
+        if self.file.is_none() {
+            self.file = Some(
+                self.origin
+                    .open(&self.rel)
+                    .map_err(crate::OriginError::into_io)?,
+            );
+        }
+        let data = match &mut self.file {
+            Some(Some(file)) => file.read_at(start, len),
+            _ => self.origin.read_at(&self.rel, start, len),
+        }
+        .map_err(crate::OriginError::into_io)?;
+        tracing::trace!(
+            "fetched {start}+{len} of {} in {:?}",
+            String::from_utf8_lossy(&self.rel),
+            started.elapsed()
+        );
         self.fetched += data.len() as u64;
         if data.len() < len && start + (data.len() as u64) <= pos {
             // The file is shorter than listed: it changed; report the end where it is now.

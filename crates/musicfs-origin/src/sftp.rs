@@ -6,31 +6,193 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use ssh2::{CheckResult, ErrorCode, HashType, HostKeyType, KnownHostFileKind, Session, Sftp};
 
 use crate::error::{OriginError, Result};
-use crate::{Entry, Meta, Origin, OriginUrl};
+use crate::{Entry, Meta, OpenFile, Origin, OriginUrl};
 
 /// libssh2's "no such file" SFTP status.
 const FX_NO_SUCH_FILE: i32 = 2;
 const FX_PERMISSION_DENIED: i32 = 3;
+/// Sessions per origin unless the URL says `sessions=N`: each runs one request at a time,
+/// so this is how many round trips are in flight.
+const DEFAULT_SESSIONS: usize = 64;
 
 struct Conn {
     /// Kept alive for `sftp`, which borrows its channel.
-    _session: Session,
+    session: Session,
     sftp: Sftp,
+    /// A handle whose close request is sent but whose answer is not read yet.
+    closing: Option<ssh2::File>,
+}
+
+/// libssh2's "would block" and "end of the listing" codes.
+const LIBSSH2_ERROR_EAGAIN: i32 = -37;
+const LIBSSH2_ERROR_FILE: i32 = -16;
+
+impl Conn {
+    /// Sends the close request of `file` without waiting for its answer: the next request on
+    /// this session goes out right behind it, and the answer is collected after that one's
+    /// (see [`Conn::finish_close`]). A file costs open, read and close round trips; this
+    /// takes the close off the critical path.
+    fn close_later(&mut self, mut file: ssh2::File) -> std::result::Result<(), ssh2::Error> {
+        self.finish_close()?;
+        self.session.set_blocking(false);
+        let sent = file.close();
+        self.session.set_blocking(true);
+        match sent {
+            Err(err) if err.code() == ErrorCode::Session(LIBSSH2_ERROR_EAGAIN) => {
+                self.closing = Some(file);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Reads the answer to a close sent by [`Conn::close_later`] (blocking; by the time a
+    /// later request was answered it has arrived).
+    fn finish_close(&mut self) -> std::result::Result<(), ssh2::Error> {
+        match self.closing.take() {
+            Some(mut file) => file.close(),
+            None => Ok(()),
+        }
+    }
+
+    /// The entries of the folder at `path` (without `.` and `..`); with `first_only`, stops
+    /// at the first one.
+    fn list(
+        &mut self,
+        path: &Path,
+        first_only: bool,
+    ) -> std::result::Result<Vec<(PathBuf, ssh2::FileStat)>, ssh2::Error> {
+        let mut dir = self.sftp.opendir(path)?;
+        let mut entries = Vec::new();
+        loop {
+            match dir.readdir() {
+                Ok((name, _)) if name == Path::new(".") || name == Path::new("..") => {}
+                Ok((name, stat)) => {
+                    entries.push((name, stat));
+                    if first_only {
+                        break;
+                    }
+                }
+                Err(err) if err.code() == ErrorCode::Session(LIBSSH2_ERROR_FILE) => break,
+                Err(err) => return Err(err),
+            }
+        }
+        self.close_later(dir)?;
+        Ok(entries)
+    }
 }
 
 struct Pool {
     idle: Vec<Conn>,
-    /// Sessions open or being opened, idle or in use.
+    /// Sessions open, in use or idle.
     open: usize,
+    /// Sessions being set up.
+    logging_in: usize,
+    /// After a refused login the pool stays as it is for a while.
+    hold_until: Option<std::time::Instant>,
+}
+
+/// The session pool, shared by the origin and its open files (which hold a session each).
+///
+/// It grows only while callers wait: a login costs ten round trips and real CPU on both ends
+/// (sshd forks for each), so on a fast link a few sessions recycled at once beat many; on a
+/// slow one every session is busy for whole round trips and the pool fills up to `max`.
+struct Sessions {
+    pool: Mutex<Pool>,
+    freed: Condvar,
+    max: usize,
+    fetched: AtomicU64,
+}
+
+/// Sessions set up at once. sshd drops unauthenticated connections beyond `MaxStartups`
+/// (10 by default, at random from there): a burst of logins would be refused.
+const CONCURRENT_LOGINS: usize = 6;
+/// A caller that waited this long for a free session starts a new one.
+const GROW_AFTER: Duration = Duration::from_millis(30);
+
+/// How long the pool stops growing after a login was refused.
+const HOLD_AFTER_REFUSAL: Duration = Duration::from_secs(2);
+
+/// What [`Sessions::take`] found.
+enum Taken {
+    Idle(Conn),
+    /// A slot is reserved: the caller logs in (and calls [`Sessions::logged_in`]).
+    LogIn,
+}
+
+impl Sessions {
+    fn take(&self) -> Taken {
+        let mut pool = self.pool.lock().unwrap();
+        let mut waited = Duration::ZERO;
+        loop {
+            if let Some(conn) = pool.idle.pop() {
+                return Taken::Idle(conn);
+            }
+            let busy = pool.open + pool.logging_in;
+            if busy < self.max
+                && pool.logging_in < CONCURRENT_LOGINS
+                && (busy == 0
+                    || (waited >= GROW_AFTER
+                        && pool
+                            .hold_until
+                            .is_none_or(|t| t <= std::time::Instant::now())))
+            {
+                pool.logging_in += 1;
+                return Taken::LogIn;
+            }
+            let started = std::time::Instant::now();
+            pool = self
+                .freed
+                .wait_timeout(
+                    pool,
+                    GROW_AFTER
+                        .saturating_sub(waited)
+                        .max(Duration::from_millis(1)),
+                )
+                .unwrap()
+                .0;
+            waited += started.elapsed();
+        }
+    }
+
+    /// A login ended. Returns whether its failure must reach the caller: not while other
+    /// sessions are open (a refused login, e.g. by `MaxStartups`, then only means the pool
+    /// stops growing, and the caller waits for one of them).
+    fn logged_in(&self, ok: bool) -> bool {
+        let mut pool = self.pool.lock().unwrap();
+        pool.logging_in -= 1;
+        if ok {
+            pool.open += 1;
+        } else {
+            pool.hold_until = Some(std::time::Instant::now() + HOLD_AFTER_REFUSAL);
+        }
+        let others = pool.open + pool.logging_in > 0;
+        drop(pool);
+        self.freed.notify_all();
+        !ok && !others
+    }
+
+    /// Returns a session after a call; one that failed on the network is closed instead.
+    fn give_back(&self, conn: Conn, broken: bool) {
+        let mut pool = self.pool.lock().unwrap();
+        if broken {
+            pool.open -= 1;
+        } else {
+            pool.idle.push(conn);
+        }
+        drop(pool);
+        self.freed.notify_one();
+    }
 }
 
 pub struct SftpOrigin {
@@ -43,14 +205,7 @@ pub struct SftpOrigin {
     identity_file: Option<PathBuf>,
     known_hosts: PathBuf,
     timeout: Duration,
-    max_sessions: usize,
-    pool: Mutex<Pool>,
-    freed: Condvar,
-    /// Held while a session is being set up: sessions open one after another, never in a
-    /// burst. sshd drops unauthenticated connections beyond `MaxStartups` (10 by default,
-    /// at random from there), which a burst of 16 logins would hit, and read as "unreachable".
-    connecting: Mutex<()>,
-    fetched: AtomicU64,
+    sessions: Arc<Sessions>,
 }
 
 impl std::fmt::Debug for SftpOrigin {
@@ -121,18 +276,21 @@ impl SftpOrigin {
                 .map(expand)
                 .unwrap_or_else(|| home().join(".ssh/known_hosts")),
             timeout: crate::timeout_option(&url, Duration::from_secs(30)),
-            max_sessions: url
-                .option("sessions")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(16usize)
-                .max(1),
-            pool: Mutex::new(Pool {
-                idle: Vec::new(),
-                open: 0,
+            sessions: Arc::new(Sessions {
+                pool: Mutex::new(Pool {
+                    idle: Vec::new(),
+                    open: 0,
+                    logging_in: 0,
+                    hold_until: None,
+                }),
+                freed: Condvar::new(),
+                max: url
+                    .option("sessions")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(DEFAULT_SESSIONS)
+                    .max(1),
+                fetched: AtomicU64::new(0),
             }),
-            freed: Condvar::new(),
-            connecting: Mutex::new(()),
-            fetched: AtomicU64::new(0),
             url,
         })
     }
@@ -144,10 +302,26 @@ impl SftpOrigin {
         }
     }
 
-    /// [`SftpOrigin::connect`], never two at once (see `connecting`).
-    fn connect_one_at_a_time(&self) -> Result<Conn> {
-        let _one_at_a_time = self.connecting.lock().unwrap_or_else(|e| e.into_inner());
-        self.connect()
+    /// A session from the pool, or a new one when callers have been waiting.
+    fn checkout(&self) -> Result<Conn> {
+        loop {
+            match self.sessions.take() {
+                Taken::Idle(conn) => return Ok(conn),
+                Taken::LogIn => {
+                    let conn = self.connect();
+                    let must_report = self.sessions.logged_in(conn.is_ok());
+                    match conn {
+                        Ok(conn) => return Ok(conn),
+                        Err(err)
+                            if must_report || !matches!(err, OriginError::Unreachable { .. }) =>
+                        {
+                            return Err(err);
+                        }
+                        Err(err) => tracing::debug!("an extra SFTP session was refused: {err}"),
+                    }
+                }
+            }
+        }
     }
 
     /// A new authenticated session, its host key checked first.
@@ -168,8 +342,9 @@ impl SftpOrigin {
         self.authenticate(&session)?;
         let sftp = session.sftp().map_err(|e| self.unreachable(e))?;
         Ok(Conn {
-            _session: session,
+            session,
             sftp,
+            closing: None,
         })
     }
 
@@ -276,73 +451,127 @@ impl SftpOrigin {
     fn with_sftp<T>(
         &self,
         rel: &[u8],
-        call: impl FnOnce(&Sftp, &Path) -> std::result::Result<T, ssh2::Error>,
+        call: impl FnOnce(&mut Conn, &Path) -> std::result::Result<T, ssh2::Error>,
     ) -> Result<T> {
-        let conn = {
-            let mut pool = self.pool.lock().unwrap();
-            loop {
-                if let Some(conn) = pool.idle.pop() {
-                    break Some(conn);
-                }
-                if pool.open < self.max_sessions {
-                    pool.open += 1;
-                    break None;
-                }
-                pool = self.freed.wait(pool).unwrap();
-            }
-        };
-        let conn = match conn {
-            Some(conn) => conn,
-            None => match self.connect_one_at_a_time() {
-                Ok(conn) => conn,
-                Err(err) => {
-                    self.pool.lock().unwrap().open -= 1;
-                    self.freed.notify_one();
-                    return Err(err);
-                }
-            },
-        };
-        let path = self.path(rel);
-        let result = call(&conn.sftp, &path);
-        let mut pool = self.pool.lock().unwrap();
-        match &result {
-            Err(err) if matches!(err.code(), ErrorCode::Session(_)) => pool.open -= 1,
-            _ => pool.idle.push(conn),
-        }
-        drop(pool);
-        self.freed.notify_one();
+        let mut conn = self.checkout()?;
+        let result = call(&mut conn, &self.path(rel)).and_then(|value| {
+            conn.finish_close()?;
+            Ok(value)
+        });
+        let broken = matches!(&result, Err(err) if is_network(err));
+        self.sessions.give_back(conn, broken);
         result.map_err(|err| self.error(rel, err))
     }
 
+    /// The server path of `rel`, byte for byte: SFTP names are bytes, and a name that is not
+    /// UTF-8 must reach the server as it was listed.
     fn path(&self, rel: &[u8]) -> PathBuf {
-        let rel = String::from_utf8_lossy(rel);
+        let root = Path::new(&self.root);
         if rel.is_empty() {
-            PathBuf::from(&self.root)
+            root.to_owned()
         } else {
-            Path::new(&self.root).join(rel.as_ref())
+            root.join(std::ffi::OsStr::from_bytes(rel))
         }
     }
 
     fn error(&self, rel: &[u8], err: ssh2::Error) -> OriginError {
-        let origin = self.display.clone();
-        let path = String::from_utf8_lossy(rel).into_owned();
-        match err.code() {
-            ErrorCode::SFTP(FX_NO_SUCH_FILE) => OriginError::NotFound { origin, path },
-            ErrorCode::SFTP(code) => OriginError::Io {
-                origin,
-                path,
-                cause: err.message().to_owned(),
-                kind: if code == FX_PERMISSION_DENIED {
-                    std::io::ErrorKind::PermissionDenied
-                } else {
-                    std::io::ErrorKind::Other
-                },
+        error(&self.display, rel, err)
+    }
+}
+
+fn is_network(err: &ssh2::Error) -> bool {
+    matches!(err.code(), ErrorCode::Session(_))
+}
+
+fn error(display: &str, rel: &[u8], err: ssh2::Error) -> OriginError {
+    let origin = display.to_owned();
+    let path = String::from_utf8_lossy(rel).into_owned();
+    match err.code() {
+        ErrorCode::SFTP(FX_NO_SUCH_FILE) => OriginError::NotFound { origin, path },
+        ErrorCode::SFTP(code) => OriginError::Io {
+            origin,
+            path,
+            cause: err.message().to_owned(),
+            kind: if code == FX_PERMISSION_DENIED {
+                std::io::ErrorKind::PermissionDenied
+            } else {
+                std::io::ErrorKind::Other
             },
-            ErrorCode::Session(_) => OriginError::Unreachable {
-                origin,
-                cause: err.message().to_owned(),
-            },
+        },
+        ErrorCode::Session(_) => OriginError::Unreachable {
+            origin,
+            cause: err.message().to_owned(),
+        },
+    }
+}
+
+/// Reads up to `len` bytes at `offset` of an open file. libssh2 pipelines a read as requests
+/// for four times the buffer it is given (read-ahead that would cross the wire and be thrown
+/// away at close); a buffer a quarter of what is still wanted makes it ask for just that.
+fn read_range(
+    file: &mut ssh2::File,
+    offset: u64,
+    len: usize,
+) -> std::result::Result<Vec<u8>, ssh2::Error> {
+    file.seek(SeekFrom::Start(offset)).map_err(read_failed)?;
+    let mut buf = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        let ask = ((len - filled) / 4).max(1);
+        match file.read(&mut buf[filled..filled + ask]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_failed(e)),
         }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// A file open on a session of its own, which returns to the pool when the file is dropped.
+struct SftpFile {
+    sessions: Arc<Sessions>,
+    display: String,
+    rel: Vec<u8>,
+    /// Closed (or its close sent) before the session is given back.
+    file: Option<ssh2::File>,
+    conn: Option<Conn>,
+    broken: bool,
+}
+
+impl OpenFile for SftpFile {
+    fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let file = self.file.as_mut().expect("open until dropped");
+        match read_range(file, offset, len) {
+            Ok(data) => {
+                self.sessions
+                    .fetched
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                Ok(data)
+            }
+            Err(err) => {
+                self.broken |= is_network(&err);
+                Err(error(&self.display, &self.rel, err))
+            }
+        }
+    }
+}
+
+impl Drop for SftpFile {
+    fn drop(&mut self) {
+        let (Some(file), Some(mut conn)) = (self.file.take(), self.conn.take()) else {
+            return;
+        };
+        if self.broken {
+            // The close request on a session that stopped answering would wait out the
+            // whole session timeout for nothing.
+            conn.session.set_timeout(1000);
+            drop(file);
+        } else if conn.close_later(file).is_err() {
+            self.broken = true;
+        }
+        self.sessions.give_back(conn, self.broken);
     }
 }
 
@@ -367,7 +596,7 @@ impl Origin for SftpOrigin {
     }
 
     fn list(&self, rel: &[u8]) -> Result<Vec<Entry>> {
-        let listed = self.with_sftp(rel, |sftp, path| sftp.readdir(path))?;
+        let listed = self.with_sftp(rel, |conn, path| conn.list(path, false))?;
         Ok(listed
             .into_iter()
             .filter_map(|(path, stat)| {
@@ -378,7 +607,7 @@ impl Origin for SftpOrigin {
                 }
                 let name = path.file_name()?;
                 Some(Entry {
-                    name: std::os::unix::ffi::OsStrExt::as_bytes(name).to_vec(),
+                    name: name.as_bytes().to_vec(),
                     is_dir: kind.is_dir(),
                     meta: meta_of(&stat),
                 })
@@ -387,37 +616,51 @@ impl Origin for SftpOrigin {
     }
 
     fn stat(&self, rel: &[u8]) -> Result<Meta> {
-        let stat = self.with_sftp(rel, |sftp, path| sftp.stat(path))?;
+        let stat = self.with_sftp(rel, |conn, path| conn.sftp.stat(path))?;
         Ok(meta_of(&stat))
     }
 
     fn read_at(&self, rel: &[u8], offset: u64, len: usize) -> Result<Vec<u8>> {
-        let data = self.with_sftp(rel, |sftp, path| {
-            let mut file = sftp.open(path)?;
-            file.seek(SeekFrom::Start(offset)).map_err(read_failed)?;
-            let mut buf = vec![0; len];
-            let mut filled = 0;
-            while filled < len {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(read_failed(e)),
-                }
-            }
-            buf.truncate(filled);
-            Ok(buf)
+        let data = self.with_sftp(rel, |conn, path| {
+            let mut file = conn.sftp.open(path)?;
+            let data = read_range(&mut file, offset, len)?;
+            conn.close_later(file)?;
+            Ok(data)
         })?;
-        self.fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.sessions
+            .fetched
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data)
     }
 
+    fn open(&self, rel: &[u8]) -> Result<Option<Box<dyn OpenFile>>> {
+        let mut conn = self.checkout()?;
+        match conn
+            .sftp
+            .open(self.path(rel))
+            .and_then(|file| conn.finish_close().map(|()| file))
+        {
+            Ok(file) => Ok(Some(Box::new(SftpFile {
+                sessions: self.sessions.clone(),
+                display: self.display.clone(),
+                rel: rel.to_vec(),
+                file: Some(file),
+                conn: Some(conn),
+                broken: false,
+            }))),
+            Err(err) => {
+                self.sessions.give_back(conn, is_network(&err));
+                Err(self.error(rel, err))
+            }
+        }
+    }
+
     fn stat_root(&self) -> Result<bool> {
-        let listed = self.with_sftp(b"", |sftp, path| sftp.readdir(path))?;
+        let listed = self.with_sftp(b"", |conn, path| conn.list(path, true))?;
         Ok(!listed.is_empty())
     }
 
     fn bytes_fetched(&self) -> u64 {
-        self.fetched.load(Ordering::Relaxed)
+        self.sessions.fetched.load(Ordering::Relaxed)
     }
 }

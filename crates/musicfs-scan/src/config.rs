@@ -57,7 +57,7 @@ impl ScanConfig {
             roots,
             only: Vec::new(),
             remotes: Vec::new(),
-            remote_parallel: 32,
+            remote_parallel: 64,
             templates: Vec::new(),
             case_insensitive: None,
             allow_empty: false,
