@@ -12,6 +12,7 @@ mod mirrors;
 mod range;
 mod runtime;
 mod s3;
+mod s3_listing;
 #[cfg(feature = "scripted")]
 pub mod scripted;
 mod secret;

@@ -1,6 +1,6 @@
 //! S3 and S3-compatible object stores (MinIO, Garage, Ceph, Backblaze, Wasabi…) through
-//! `object_store`. Folders are key prefixes; a folder is listed with one delimited
-//! `ListObjectsV2` walk of its pages. `object_store`'s own retries are off: the caller owns the
+//! `object_store`. Folders are key prefixes; a top-level folder's subtree is listed with one
+//! flat `ListObjectsV2` walk, other folders with a delimited one (see `s3_listing`). `object_store`'s own retries are off: the caller owns the
 //! retry and failover policy, and a dead server must fail fast.
 
 use std::path::PathBuf;
@@ -15,6 +15,7 @@ use object_store::path::Path;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use crate::error::{OriginError, Result};
+use crate::s3_listing::{FLAT_MAX_KEYS, ListedAhead};
 use crate::secret::Secret;
 use crate::{Entry, Meta, Origin, OriginUrl};
 
@@ -33,6 +34,7 @@ pub struct S3Origin {
     prefix: String,
     timeout: Duration,
     fetched: Arc<AtomicU64>,
+    listed_ahead: ListedAhead,
 }
 
 impl std::fmt::Debug for S3Origin {
@@ -176,6 +178,7 @@ impl S3Origin {
             store,
             timeout,
             fetched: Arc::default(),
+            listed_ahead: ListedAhead::default(),
         })
     }
 
@@ -191,6 +194,62 @@ impl S3Origin {
             (false, false) => format!("{}/{rel}", self.prefix),
         };
         Ok(Path::parse(&key).unwrap_or_else(|_| Path::from(key.as_str())))
+    }
+
+    /// One delimited listing of the folder `rel`: its files and subfolders.
+    fn list_delimited(&self, rel: &[u8]) -> Result<Vec<Entry>> {
+        let key = self.key(rel)?;
+        let prefix = (!key.as_ref().is_empty()).then_some(&key);
+        let listed = self
+            .block_on(self.store.list_with_delimiter(prefix))
+            .map_err(|e| self.error(rel, e))?;
+        let mut entries = Vec::with_capacity(listed.objects.len() + listed.common_prefixes.len());
+        for dir in &listed.common_prefixes {
+            if let Some(name) = dir.filename() {
+                entries.push(Entry {
+                    name: name.as_bytes().to_vec(),
+                    is_dir: true,
+                    meta: Meta::default(),
+                });
+            }
+        }
+        for object in &listed.objects {
+            // A "folder marker" object (`dir/`) has no name of its own.
+            let Some(name) = object.location.filename() else {
+                continue;
+            };
+            entries.push(Entry {
+                name: name.as_bytes().to_vec(),
+                is_dir: false,
+                meta: meta_of(object),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// The whole subtree of `rel` in one flat walk; its subfolders' listings are held for
+    /// the walk. `None` if it has more than [`FLAT_MAX_KEYS`] keys.
+    fn list_flat(&self, rel: &[u8]) -> Result<Option<Vec<Entry>>> {
+        let key = self.key(rel)?;
+        let base = format!("{}/", key.as_ref());
+        let walked = self.block_on(async {
+            let mut stream = self.store.list(Some(&key));
+            let mut objects = Vec::new();
+            while let Some(object) = stream.next().await {
+                let object = object?;
+                if objects.len() == FLAT_MAX_KEYS {
+                    return Ok(None);
+                }
+                if let Some(below) = object.location.as_ref().strip_prefix(&base) {
+                    objects.push((below.to_owned(), meta_of(&object)));
+                }
+            }
+            Ok(Some(objects))
+        });
+        match walked.map_err(|e| self.error(rel, e))? {
+            Some(objects) => Ok(Some(self.listed_ahead.split(rel, objects))),
+            None => Ok(None),
+        }
     }
 
     fn error(&self, rel: &[u8], err: object_store::Error) -> OriginError {
@@ -257,34 +316,20 @@ impl Origin for S3Origin {
         &self.url
     }
 
+    /// A folder held by an earlier flat walk costs nothing; a top-level folder is walked flat
+    /// (its whole subtree in a page or a few); anything else is one delimited listing.
     fn list(&self, rel: &[u8]) -> Result<Vec<Entry>> {
-        let key = self.key(rel)?;
-        let prefix = (!key.as_ref().is_empty()).then_some(&key);
-        let listed = self
-            .block_on(self.store.list_with_delimiter(prefix))
-            .map_err(|e| self.error(rel, e))?;
-        let mut entries = Vec::with_capacity(listed.objects.len() + listed.common_prefixes.len());
-        for dir in &listed.common_prefixes {
-            if let Some(name) = dir.filename() {
-                entries.push(Entry {
-                    name: name.as_bytes().to_vec(),
-                    is_dir: true,
-                    meta: Meta::default(),
-                });
-            }
+        if let Some(entries) = self.listed_ahead.take(rel) {
+            return Ok(entries);
         }
-        for object in &listed.objects {
-            // A "folder marker" object (`dir/`) has no name of its own.
-            let Some(name) = object.location.filename() else {
-                continue;
-            };
-            entries.push(Entry {
-                name: name.as_bytes().to_vec(),
-                is_dir: false,
-                meta: meta_of(object),
-            });
+        if !rel.is_empty()
+            && !rel.contains(&b'/')
+            && self.listed_ahead.has_room()
+            && let Some(entries) = self.list_flat(rel)?
+        {
+            return Ok(entries);
         }
-        Ok(entries)
+        self.list_delimited(rel)
     }
 
     fn stat(&self, rel: &[u8]) -> Result<Meta> {
