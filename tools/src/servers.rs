@@ -192,6 +192,63 @@ impl Drop for SshServer {
     }
 }
 
+/// `s3s-fs`: an S3 server over a folder (each subfolder a bucket) that checks SigV4
+/// signatures against one access key, so wrong credentials are refused as by AWS.
+pub struct SigningS3Server {
+    child: Child,
+    pub port: u16,
+    /// The folder served: `data/<bucket>/<key>`.
+    pub data: PathBuf,
+}
+
+impl SigningS3Server {
+    /// The program: `$MUSICFS_S3S_FS`, else `s3s-fs` on the `PATH`.
+    pub fn program() -> String {
+        std::env::var("MUSICFS_S3S_FS").unwrap_or_else(|_| "s3s-fs".to_owned())
+    }
+
+    /// Serves `data` (created) accepting only `access_key` signed with `secret_key`. (These
+    /// are a test server's own keys, so its command line may show them.)
+    pub fn start(data: &Path, access_key: &str, secret_key: &str) -> Result<Self, String> {
+        std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
+        let port = free_port();
+        let child = Command::new(Self::program())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", access_key, "--secret-key", secret_key])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (cargo install s3s-fs --version 0.14.1 --features binary \
+                     --locked, or set MUSICFS_S3S_FS)",
+                    Self::program()
+                )
+            })?;
+        let mut server = SigningS3Server {
+            child,
+            port,
+            data: data.to_owned(),
+        };
+        wait_listening(port, &mut server.child, "s3s-fs")?;
+        Ok(server)
+    }
+
+    /// An `s3://` URL of `bucket` on this server.
+    pub fn url(&self, bucket: &str) -> String {
+        format!("s3://{bucket}?endpoint=http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for SigningS3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `moto_server`: an S3 server in memory, speaking HTTP on 127.0.0.1. Accepts any
 /// credentials.
 pub struct S3Server {

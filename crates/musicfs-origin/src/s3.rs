@@ -267,10 +267,14 @@ impl S3Origin {
                 path,
                 cause: "its ETag changed".into(),
             },
-            object_store::Error::Generic { source, .. } => OriginError::Unreachable {
-                origin,
-                cause: chain(source.as_ref()),
-            },
+            object_store::Error::Generic { source, .. } => {
+                let cause = chain(source.as_ref());
+                if refused_credentials(&cause) {
+                    OriginError::Auth { origin, cause }
+                } else {
+                    OriginError::Unreachable { origin, cause }
+                }
+            }
             other => OriginError::Io {
                 origin,
                 path,
@@ -283,6 +287,23 @@ impl S3Origin {
     fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
         crate::runtime().block_on(fut)
     }
+}
+
+/// Whether a failed request was refused for its credentials. `object_store` reports most
+/// non-2xx answers (a list's 403 among them) as generic errors whose text holds the status
+/// and S3's error code; its status type is private, so the text is all there is.
+fn refused_credentials(cause: &str) -> bool {
+    const CODES: [&str; 8] = [
+        "403 Forbidden",
+        "401 Unauthorized",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "AccessDenied",
+        "ExpiredToken",
+        "InvalidToken",
+        "AuthorizationHeaderMalformed",
+    ];
+    CODES.iter().any(|code| cause.contains(code))
 }
 
 /// An error and its sources on one line (reqwest's top line alone says little).
