@@ -1,11 +1,11 @@
-//! Attributes of virtual entries.
+//! Attributes of virtual entries, in the filesystem's own terms (`fuse_types` maps them to
+//! fuser's).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fuser::{FileAttr, FileType, INodeNo};
 use musicfs_db::queries::{EntryKind, EntryRow};
 
-/// What an entry is, in the filesystem's own terms (the FUSE adapter maps it to fuser's).
+/// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Directory,
@@ -13,14 +13,20 @@ pub(crate) enum Kind {
     Symlink,
 }
 
-impl From<Kind> for FileType {
-    fn from(kind: Kind) -> FileType {
-        match kind {
-            Kind::Directory => FileType::Directory,
-            Kind::File => FileType::RegularFile,
-            Kind::Symlink => FileType::Symlink,
-        }
-    }
+/// What `stat` shows of an entry. Every time is the one `mtime` (read-only: nothing is ever
+/// accessed or changed through the mount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Attr {
+    pub ino: u64,
+    pub size: u64,
+    /// In 512-byte units.
+    pub blocks: u64,
+    pub mtime: SystemTime,
+    pub kind: Kind,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub blksize: u32,
 }
 
 /// What the filesystem keeps of an entry: enough for attributes, open and readdir.
@@ -72,51 +78,21 @@ pub(crate) struct Owner {
 /// Preferred I/O size reported to readers: large reads through FUSE cost fewer round trips.
 const BLKSIZE: u32 = 128 * 1024;
 
-pub(crate) fn file_attr(node: &Node, owner: Owner) -> FileAttr {
+pub(crate) fn file_attr(node: &Node, owner: Owner) -> Attr {
     let mtime = if node.mtime_ns >= 0 {
         UNIX_EPOCH + Duration::from_nanos(node.mtime_ns as u64)
     } else {
         UNIX_EPOCH
     };
-    let is_file = node.file_id.is_some();
-    FileAttr {
-        ino: INodeNo(node.ino),
+    Attr {
+        ino: node.ino,
         size: node.size,
         blocks: node.size.div_ceil(512),
-        atime: mtime,
         mtime,
-        ctime: mtime,
-        crtime: mtime,
-        kind: node.kind().into(),
-        perm: if is_file { 0o444 } else { 0o555 },
-        // 1 for directories means "unknown" to find(1): it must not assume a leaf.
-        nlink: 1,
+        kind: node.kind(),
+        perm: if node.file_id.is_some() { 0o444 } else { 0o555 },
         uid: owner.uid,
         gid: owner.gid,
-        rdev: 0,
-        flags: 0,
-        blksize: BLKSIZE,
-    }
-}
-
-/// The attributes of a negative entry: inode 0 tells the kernel "no such name" and lets it
-/// cache that answer for the entry TTL (players probe `cover.jpg` in every folder).
-pub(crate) fn negative_attr() -> FileAttr {
-    FileAttr {
-        ino: INodeNo(0),
-        size: 0,
-        blocks: 0,
-        atime: SystemTime::UNIX_EPOCH,
-        mtime: SystemTime::UNIX_EPOCH,
-        ctime: SystemTime::UNIX_EPOCH,
-        crtime: SystemTime::UNIX_EPOCH,
-        kind: FileType::RegularFile,
-        perm: 0,
-        nlink: 0,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        flags: 0,
         blksize: BLKSIZE,
     }
 }

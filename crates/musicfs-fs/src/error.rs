@@ -1,7 +1,5 @@
 use std::path::PathBuf;
 
-use fuser::Errno;
-
 /// Mount and request failures. [`FsError::errno`] is the one place where errors become errno.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -61,24 +59,25 @@ pub enum FsError {
 }
 
 impl FsError {
-    /// The errno a FUSE request answers with.
-    pub fn errno(&self) -> Errno {
+    /// The errno (libc's) a request answers with: the one place errors become errnos.
+    pub fn errno(&self) -> i32 {
         match self {
-            FsError::NotFound => Errno::ENOENT,
-            FsError::NotADirectory => Errno::ENOTDIR,
-            FsError::IsADirectory => Errno::EISDIR,
-            FsError::ReadOnly => Errno::EROFS,
-            FsError::BadHandle => Errno::EBADF,
-            FsError::Outside { .. } => Errno::EACCES,
-            FsError::BadQuery(_) => Errno::EINVAL,
-            FsError::NoSearchIndex(_) => Errno::ENOENT,
+            FsError::NotFound => libc::ENOENT,
+            FsError::NotADirectory => libc::ENOTDIR,
+            FsError::IsADirectory => libc::EISDIR,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::BadHandle => libc::EBADF,
+            FsError::Outside { .. } => libc::EACCES,
+            FsError::BadQuery(_) => libc::EINVAL,
+            FsError::NoSearchIndex(_) => libc::ENOENT,
             // Never serve bytes under a stale size: the kernel would cut or pad them.
-            FsError::Changed { .. } => Errno::EIO,
-            FsError::Backing { source, .. } => {
-                source.raw_os_error().map_or(Errno::EIO, Errno::from_i32)
-            }
-            FsError::Db(err) if err.is_busy() => Errno::EAGAIN,
-            _ => Errno::EIO,
+            FsError::Changed { .. } => libc::EIO,
+            FsError::Backing { source, .. } => source
+                .raw_os_error()
+                .filter(|&e| e > 0)
+                .unwrap_or(libc::EIO),
+            FsError::Db(err) if err.is_busy() => libc::EAGAIN,
+            _ => libc::EIO,
         }
     }
 }

@@ -4,16 +4,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use fuser::BackingId;
-
 use crate::io::BackingFile;
+
+/// The kernel's token for a passthrough backing file (fuser's `BackingId`), held opaque here:
+/// it only has to live while a handle uses it. Only the adapter looks inside.
+pub(crate) type KernelBacking = dyn std::any::Any + Send + Sync;
 
 pub(crate) enum Handle {
     /// The daemon serves reads from this file with `pread`.
     Direct(Arc<BackingFile>),
     /// The kernel reads the backing file itself; the id is held so it lives while the file
     /// is open, and the file so that it is closed off the FUSE threads (see io.rs).
-    Passthrough(#[allow(dead_code)] Arc<BackingId>, Arc<BackingFile>),
+    Passthrough(#[allow(dead_code)] Arc<KernelBacking>, Arc<BackingFile>),
 }
 
 /// One page of a directory listing, kept per open directory handle: the kernel asks for ~100
@@ -56,7 +58,7 @@ pub(crate) struct Handles {
     open: Mutex<HashMap<u64, Handle>>,
     dirs: Mutex<HashMap<u64, Arc<Mutex<DirBuffer>>>>,
     /// One backing id per inode, shared by all its open handles (the kernel requires reuse).
-    backing: Mutex<HashMap<u64, Weak<BackingId>>>,
+    backing: Mutex<HashMap<u64, Weak<KernelBacking>>>,
 }
 
 impl Handles {
@@ -82,13 +84,13 @@ impl Handles {
     pub(crate) fn backing(
         &self,
         ino: u64,
-        create: impl FnOnce() -> std::io::Result<BackingId>,
-    ) -> std::io::Result<Arc<BackingId>> {
+        create: impl FnOnce() -> std::io::Result<Arc<KernelBacking>>,
+    ) -> std::io::Result<Arc<KernelBacking>> {
         let mut map = self.backing.lock().unwrap();
         if let Some(id) = map.get(&ino).and_then(Weak::upgrade) {
             return Ok(id);
         }
-        let id = Arc::new(create()?);
+        let id = create()?;
         map.insert(ino, Arc::downgrade(&id));
         map.retain(|_, w| w.strong_count() > 0);
         Ok(id)

@@ -198,7 +198,7 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
     let watcher = Watcher {
         pool,
         caches,
-        notifier,
+        kernel: Box::new(notifier),
         interval: cfg.poll_interval,
         stop: stop.clone(),
     }

@@ -1,5 +1,5 @@
 //! The operations of the filesystem, as methods returning `Result<_, FsError>`: state, caches,
-//! queries. `filesystem.rs` adapts them to FUSE replies.
+//! queries. `fuse.rs` adapts them to FUSE replies.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

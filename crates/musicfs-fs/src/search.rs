@@ -15,13 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use fuser::{FileAttr, FileType, INodeNo};
 use moka::sync::Cache;
 use musicfs_db::{ReadPool, queries, search_rows};
 use musicfs_search::{IndexReader, SearchError, SearchIndex};
 
 use crate::FsError;
-use crate::attr::{Kind, Owner};
+use crate::attr::{Attr, Kind, Owner};
 
 pub(crate) const FOLDER_NAME: &str = ".search";
 /// At most this many matches per query folder.
@@ -180,35 +179,29 @@ impl SearchFolder {
         Ok(results.entries.iter().position(|(n, _)| n == name))
     }
 
-    pub(crate) fn attr(&self, node: SearchNode, owner: Owner) -> Result<FileAttr, FsError> {
+    pub(crate) fn attr(&self, node: SearchNode, owner: Owner) -> Result<Attr, FsError> {
         let (kind, size, perm) = match node {
-            SearchNode::Root => (FileType::Directory, 0, 0o555),
+            SearchNode::Root => (Kind::Directory, 0, 0o555),
             SearchNode::Query(q) => (
-                FileType::Directory,
+                Kind::Directory,
                 self.results(q)?.entries.len() as u64,
                 0o555,
             ),
             SearchNode::Result(q, rank) => {
                 let results = self.results(q)?;
                 let (_, target) = results.entries.get(rank).ok_or(FsError::NotFound)?;
-                (FileType::Symlink, target.len() as u64, 0o777)
+                (Kind::Symlink, target.len() as u64, 0o777)
             }
         };
-        Ok(FileAttr {
-            ino: INodeNo(node.ino()),
+        Ok(Attr {
+            ino: node.ino(),
             size,
             blocks: 0,
-            atime: UNIX_EPOCH,
             mtime: UNIX_EPOCH,
-            ctime: UNIX_EPOCH,
-            crtime: UNIX_EPOCH,
             kind,
             perm,
-            nlink: 1,
             uid: owner.uid,
             gid: owner.gid,
-            rdev: 0,
-            flags: 0,
             blksize: 4096,
         })
     }
@@ -230,7 +223,7 @@ impl crate::ops::MusicFs {
         &self,
         parent: u64,
         name: &std::ffi::OsStr,
-    ) -> Option<Result<FileAttr, FsError>> {
+    ) -> Option<Result<Attr, FsError>> {
         let search = self.search.as_ref()?;
         let node = match (parent, SearchNode::of(parent)) {
             (1, _) if name == FOLDER_NAME => Ok(SearchNode::Root),
@@ -251,7 +244,7 @@ impl crate::ops::MusicFs {
         Some(node.and_then(|n| search.attr(n, self.owner)))
     }
 
-    pub(crate) fn search_attr(&self, node: SearchNode) -> Result<FileAttr, FsError> {
+    pub(crate) fn search_attr(&self, node: SearchNode) -> Result<Attr, FsError> {
         self.search_folder()?.attr(node, self.owner)
     }
 

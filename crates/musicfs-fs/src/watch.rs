@@ -7,17 +7,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use fuser::{INodeNo, Notifier};
 use musicfs_db::{ReadPool, queries};
 
 use crate::cache::Caches;
 
 const BATCH: u32 = 10_000;
 
+/// The kernel's caches of the mount, as the watcher sees them: names and inodes whose cached
+/// answers went stale. Failures are ignored (the kernel may not hold the entry at all).
+pub(crate) trait KernelCache: Send {
+    /// The kernel forgets `name` in `parent` (its next lookup asks us).
+    fn forget_entry(&self, parent: u64, name: &OsStr);
+    /// The kernel forgets the attributes and cached pages of `ino`.
+    fn forget_inode(&self, ino: u64);
+}
+
 pub(crate) struct Watcher {
     pub pool: ReadPool,
     pub caches: Arc<Caches>,
-    pub notifier: Notifier,
+    pub kernel: Box<dyn KernelCache>,
     pub interval: Duration,
     pub stop: Arc<AtomicBool>,
 }
@@ -82,14 +90,12 @@ impl Watcher {
     /// anywhere. Kernel entries not cached here expire with their TTL.
     fn forget_everything(&self) {
         for (parent, name) in self.caches.cached_names() {
-            let _ = self
-                .notifier
-                .inval_entry(INodeNo(parent), OsStr::new(&name));
+            self.kernel.forget_entry(parent, OsStr::new(&name));
         }
         for ino in self.caches.cached_inodes() {
-            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+            self.kernel.forget_inode(ino);
         }
-        let _ = self.notifier.inval_inode(INodeNo(1), 0, 0);
+        self.kernel.forget_inode(1);
         self.caches.invalidate_all();
     }
 
@@ -113,11 +119,9 @@ impl Watcher {
                 let (parent, entry) = (c.parent_id as u64, c.entry_id as u64);
                 self.caches.invalidate(parent, &c.name, entry);
                 // ENOENT means the kernel holds nothing for it: fine.
-                let _ = self
-                    .notifier
-                    .inval_entry(INodeNo(parent), OsStr::new(&c.name));
-                let _ = self.notifier.inval_inode(INodeNo(entry), 0, 0);
-                let _ = self.notifier.inval_inode(INodeNo(parent), 0, 0);
+                self.kernel.forget_entry(parent, OsStr::new(&c.name));
+                self.kernel.forget_inode(entry);
+                self.kernel.forget_inode(parent);
                 cursor = c.seq;
             }
             if changes.len() < BATCH as usize {

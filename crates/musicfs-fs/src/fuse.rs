@@ -8,16 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem,
+    FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use musicfs_db::queries;
 
 use crate::FsError;
-use crate::attr::{file_attr, negative_attr};
-use crate::handles::{Handle, Handles};
+use crate::attr::{Kind, file_attr};
+use crate::fuse_types::{ToErrno, negative_attr};
+use crate::handles::{Handle, Handles, KernelBacking};
 use crate::io::{BackingFile, Outcome};
 use crate::ops::{MusicFs, log_error};
 use crate::search::{RESULTS_TTL, SearchNode};
@@ -55,19 +57,23 @@ impl Filesystem for MusicFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if let Some(result) = self.search_lookup(parent.0, name) {
             return match result {
-                Ok(attr) => reply.entry(&RESULTS_TTL, &attr, Generation(0)),
+                Ok(attr) => reply.entry(&RESULTS_TTL, &(&attr).into(), Generation(0)),
                 Err(err) => {
                     self.log("lookup", &err);
-                    reply.error(err.errno())
+                    reply.error(err.fuse_errno())
                 }
             };
         }
         match self.do_lookup(parent.0, name) {
-            Ok(Some(node)) => reply.entry(&self.ttl, &file_attr(&node, self.owner), Generation(0)),
+            Ok(Some(node)) => reply.entry(
+                &self.ttl,
+                &(&file_attr(&node, self.owner)).into(),
+                Generation(0),
+            ),
             Ok(None) => reply.entry(&self.ttl, &negative_attr(), Generation(0)),
             Err(err) => {
                 self.log("lookup", &err);
-                reply.error(err.errno())
+                reply.error(err.fuse_errno())
             }
         }
     }
@@ -75,15 +81,15 @@ impl Filesystem for MusicFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         if let Some(node) = SearchNode::of(ino.0) {
             return match self.search_attr(node) {
-                Ok(attr) => reply.attr(&RESULTS_TTL, &attr),
-                Err(err) => reply.error(err.errno()),
+                Ok(attr) => reply.attr(&RESULTS_TTL, &(&attr).into()),
+                Err(err) => reply.error(err.fuse_errno()),
             };
         }
         match self.node(ino.0) {
-            Ok(node) => reply.attr(&self.ttl, &file_attr(&node, self.owner)),
+            Ok(node) => reply.attr(&self.ttl, &(&file_attr(&node, self.owner)).into()),
             Err(err) => {
                 self.log("getattr", &err);
-                reply.error(err.errno())
+                reply.error(err.fuse_errno())
             }
         }
     }
@@ -91,11 +97,11 @@ impl Filesystem for MusicFs {
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         if let Some(node) = SearchNode::of(ino.0) {
             return match self.search_attr(node) {
-                Ok(attr) if attr.kind == fuser::FileType::Directory => {
+                Ok(attr) if attr.kind == Kind::Directory => {
                     reply.opened(FileHandle(0), FopenFlags::empty())
                 }
                 Ok(_) => reply.error(Errno::ENOTDIR),
-                Err(err) => reply.error(err.errno()),
+                Err(err) => reply.error(err.fuse_errno()),
             };
         }
         match self.node(ino.0) {
@@ -106,7 +112,7 @@ impl Filesystem for MusicFs {
                 FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
             ),
             Ok(_) => reply.error(Errno::ENOTDIR),
-            Err(err) => reply.error(err.errno()),
+            Err(err) => reply.error(err.fuse_errno()),
         }
     }
 
@@ -123,7 +129,7 @@ impl Filesystem for MusicFs {
                 reply.add(INodeNo(ino), off, kind.into(), name)
             }) {
                 Ok(()) => reply.ok(),
-                Err(err) => reply.error(err.errno()),
+                Err(err) => reply.error(err.fuse_errno()),
             };
         }
         let result = self.list(ino.0, fh.0, offset, false, |ino, off, kind, name, _| {
@@ -133,7 +139,7 @@ impl Filesystem for MusicFs {
             Ok(()) => reply.ok(),
             Err(err) => {
                 self.log("readdir", &err);
-                reply.error(err.errno())
+                reply.error(err.fuse_errno())
             }
         }
     }
@@ -149,14 +155,19 @@ impl Filesystem for MusicFs {
         if let Some(node) = SearchNode::of(ino.0) {
             return match self.search_list(node, offset, |ino, off, _kind, name| {
                 match SearchNode::of(ino).map(|n| self.search_attr(n)) {
-                    Some(Ok(attr)) => {
-                        reply.add(INodeNo(ino), off, name, &RESULTS_TTL, &attr, Generation(0))
-                    }
+                    Some(Ok(attr)) => reply.add(
+                        INodeNo(ino),
+                        off,
+                        name,
+                        &RESULTS_TTL,
+                        &(&attr).into(),
+                        Generation(0),
+                    ),
                     _ => add_unlinked(&mut reply, ino, off, name),
                 }
             }) {
                 Ok(()) => reply.ok(),
-                Err(err) => reply.error(err.errno()),
+                Err(err) => reply.error(err.fuse_errno()),
             };
         }
         let (owner, ttl) = (self.owner, self.ttl);
@@ -171,7 +182,7 @@ impl Filesystem for MusicFs {
                     off,
                     name,
                     &ttl,
-                    &file_attr(node, owner),
+                    &(&file_attr(node, owner)).into(),
                     Generation(0),
                 ),
                 None => add_unlinked(&mut reply, ino, off, name),
@@ -181,7 +192,7 @@ impl Filesystem for MusicFs {
             Ok(()) => reply.ok(),
             Err(err) => {
                 self.log("readdirplus", &err);
-                reply.error(err.errno())
+                reply.error(err.fuse_errno())
             }
         }
     }
@@ -204,7 +215,7 @@ impl Filesystem for MusicFs {
             Ok(job) => job,
             Err(err) => {
                 self.log("open", &err);
-                return reply.error(err.errno());
+                return reply.error(err.fuse_errno());
             }
         };
         let (handles, passthrough) = (self.handles.clone(), self.passthrough.clone());
@@ -220,7 +231,7 @@ impl Filesystem for MusicFs {
                 }
                 Outcome::Done(Err(err)) => {
                     log_error("open", &err);
-                    reply.error(err.errno())
+                    reply.error(err.fuse_errno())
                 }
                 Outcome::TimedOut => {
                     tracing::warn!(
@@ -271,7 +282,7 @@ impl Filesystem for MusicFs {
                         source,
                     };
                     log_error("read", &err);
-                    reply.error(err.errno())
+                    reply.error(err.fuse_errno())
                 }
                 Outcome::TimedOut => {
                     tracing::warn!(
@@ -335,7 +346,7 @@ impl Filesystem for MusicFs {
             ),
             Err(err) => {
                 self.log("statfs", &err);
-                reply.error(err.errno())
+                reply.error(err.fuse_errno())
             }
         }
     }
@@ -345,7 +356,7 @@ impl Filesystem for MusicFs {
             Some(SearchNode::Result(qid, rank)) => {
                 match self.search_folder().and_then(|s| s.readlink(qid, rank)) {
                     Ok(target) => reply.data(&target),
-                    Err(err) => reply.error(err.errno()),
+                    Err(err) => reply.error(err.fuse_errno()),
                 }
             }
             _ => reply.error(Errno::EINVAL), // not a symlink
@@ -359,12 +370,12 @@ impl Filesystem for MusicFs {
         if let Some(node) = SearchNode::of(ino.0) {
             return match self.search_attr(node) {
                 Ok(_) => reply.ok(),
-                Err(err) => reply.error(err.errno()),
+                Err(err) => reply.error(err.fuse_errno()),
             };
         }
         match self.node(ino.0) {
             Ok(_) => reply.ok(),
-            Err(err) => reply.error(err.errno()),
+            Err(err) => reply.error(err.fuse_errno()),
         }
     }
 
@@ -597,10 +608,18 @@ fn finish_open(
         && passthrough.load(Ordering::Relaxed)
         && !file.on_network_fs
     {
-        match handles.backing(ino, || reply.open_backing(local)) {
-            Ok(id) => {
-                let fh = handles.insert(Handle::Passthrough(id.clone(), file));
-                return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+        let opened = handles.backing(ino, || {
+            reply
+                .open_backing(local)
+                .map(|id| Arc::new(id) as Arc<KernelBacking>)
+        });
+        match opened {
+            Ok(token) => {
+                let id = token
+                    .downcast_ref::<BackingId>()
+                    .expect("every backing token is made here, from a BackingId");
+                let fh = handles.insert(Handle::Passthrough(token.clone(), file));
+                return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), id);
             }
             Err(err) => {
                 // e.g. EPERM without CAP_SYS_ADMIN: serve from the daemon from now on.
