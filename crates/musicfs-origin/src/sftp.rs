@@ -184,13 +184,15 @@ impl Sessions {
 
     /// Returns a session after a call; one that failed on the network is closed instead.
     fn give_back(&self, conn: Conn, broken: bool) {
-        let mut pool = self.pool.lock().unwrap();
         if broken {
-            pool.open -= 1;
+            // Closing a session (and a close still pending on it) talks to a server that
+            // may not answer: briefly, and outside the pool's lock.
+            conn.session.set_timeout(1000);
+            drop(conn);
+            self.pool.lock().unwrap().open -= 1;
         } else {
-            pool.idle.push(conn);
+            self.pool.lock().unwrap().idle.push(conn);
         }
-        drop(pool);
         self.freed.notify_one();
     }
 }
@@ -565,7 +567,7 @@ impl Drop for SftpFile {
         };
         if self.broken {
             // The close request on a session that stopped answering would wait out the
-            // whole session timeout for nothing.
+            // whole session timeout for nothing (give_back drops the session briefly too).
             conn.session.set_timeout(1000);
             drop(file);
         } else if conn.close_later(file).is_err() {
