@@ -25,6 +25,10 @@ fn mounted_files(mnt: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_read_fails_over_to_the_mirror_mid_file_with_identical_bytes() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("MUSICFS_LOG"))
+        .with_test_writer()
+        .try_init();
     aws_credentials();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("music");
@@ -132,7 +136,14 @@ fn a_read_fails_over_to_the_mirror_mid_file_with_identical_bytes() {
     loop {
         match std::fs::read(odd_mounted) {
             Ok(bytes) => {
-                assert_eq!(bytes, odd_bytes);
+                let first_difference = bytes.iter().zip(&odd_bytes).position(|(a, b)| a != b);
+                assert!(
+                    bytes == odd_bytes,
+                    "the odd file: {} bytes read, {} expected, first difference at {:?}",
+                    bytes.len(),
+                    odd_bytes.len(),
+                    first_difference
+                );
                 break;
             }
             Err(err) if Instant::now() < deadline => {

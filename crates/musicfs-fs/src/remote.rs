@@ -182,8 +182,9 @@ struct Fetcher {
     rel: Arc<[u8]>,
     /// The size the DB knows: only mirrors whose copy has it serve this file.
     size: u64,
-    /// Per mirror: its copy's size agrees with the DB (None: not asked yet).
-    agrees: Mutex<Vec<Option<bool>>>,
+    /// Per mirror: its copy's size agrees with the DB (None: not known yet). Learned from a
+    /// stat, or from the first read where the origin's reads tell the size (S3).
+    agrees: Arc<Mutex<Vec<Option<bool>>>>,
     /// A sequential reader's open stream (one GET to the end of the file, where the origin
     /// can stream), and the offset it is at.
     stream: Mutex<Option<(u64, Box<dyn std::io::Read + Send>)>>,
@@ -232,7 +233,8 @@ impl Fetcher {
     /// A stream from `offset` on the first usable mirror that can stream, in health order.
     fn open_stream(&self, offset: u64) -> Option<Box<dyn std::io::Read + Send>> {
         for i in self.set.order() {
-            if !matches!(self.usable(i), Ok(true)) {
+            // Only from a mirror whose copy is known to agree: a stream is never checked.
+            if !matches!(self.usable(i), Ok(true)) || self.agrees.lock().unwrap()[i] != Some(true) {
                 continue;
             }
             let mirror = &self.set.mirrors[i];
@@ -254,10 +256,14 @@ impl Fetcher {
         self.set.mirrors[0].origin.url().locate(&self.rel)
     }
 
-    /// Whether mirror `i` may serve this file: its copy has the DB's size (asked once).
+    /// Whether mirror `i` may serve this file: its copy has the DB's size (asked once). Where
+    /// the origin's reads tell the size, nothing is asked: the first read checks it.
     fn usable(&self, i: usize) -> musicfs_origin::Result<bool> {
         if let Some(known) = self.agrees.lock().unwrap()[i] {
             return Ok(known);
+        }
+        if self.set.mirrors[i].origin.reads_tell_size() {
+            return Ok(true);
         }
         let meta = self.set.stat_on(i, &self.rel)?;
         let agrees = meta.size == self.size;
@@ -273,11 +279,34 @@ impl Fetcher {
         Ok(agrees)
     }
 
+    /// `len` bytes at `offset` from the first usable mirror, failing over. A read that shows
+    /// the mirror's copy is another version (its told size, or bytes ending before the DB's
+    /// size) marks that mirror as disagreeing and moves on.
     fn fetch(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        let rel = self.rel.clone();
+        let (rel, expected, agrees) = (self.rel.clone(), self.size, self.agrees.clone());
         let (_, data) = self
             .set
-            .call(&|i| self.usable(i), move |o| o.read_at(&rel, offset, len))
+            .call(&|i| self.usable(i), move |i, o| {
+                let (data, told) = o.read_at_sized(&rel, offset, len)?;
+                let short = data.len() < len && offset + (data.len() as u64) < expected;
+                let size = told.or(short.then_some(offset + data.len() as u64));
+                if let Some(size) = size {
+                    agrees.lock().unwrap()[i] = Some(size == expected);
+                    if size != expected {
+                        let path = o.url().locate(&rel);
+                        tracing::warn!(
+                            "{path}: {size} bytes there, {expected} in the DB: not read from \
+                             that mirror"
+                        );
+                        return Err(musicfs_origin::OriginError::Changed {
+                            origin: o.url().to_string(),
+                            path,
+                            cause: format!("{size} bytes there, {expected} in the DB"),
+                        });
+                    }
+                }
+                Ok(data)
+            })
             .map_err(musicfs_origin::OriginError::into_io)?;
         Ok(data)
     }
@@ -297,20 +326,21 @@ pub(crate) enum OpenFailure {
 
 impl RemoteFile {
     /// Opens `rel` of `set`: finds a mirror whose copy has `size` bytes (one stat round trip
-    /// on a healthy primary).
+    /// on a healthy primary; none where the primary's reads tell the size, as S3's do: the
+    /// first read checks it, and a changed file fails that read instead of the open).
     pub(crate) fn open(
         set: Arc<MirrorSet>,
         rel: Vec<u8>,
         size: u64,
     ) -> Result<RemoteFile, OpenFailure> {
         let fetcher = Arc::new(Fetcher {
-            agrees: Mutex::new(vec![None; set.mirrors.len()]),
+            agrees: Arc::new(Mutex::new(vec![None; set.mirrors.len()])),
             stream: Mutex::new(None),
             set,
             rel: rel.into(),
             size,
         });
-        let opened = fetcher.set.call(&|i| fetcher.usable(i), |_| Ok(()));
+        let opened = fetcher.set.call(&|i| fetcher.usable(i), |_, _| Ok(()));
         if let Err(err) = opened {
             let other = fetcher.agrees.lock().unwrap().contains(&Some(false));
             let changed = matches!(err, musicfs_origin::OriginError::Changed { .. });
@@ -343,10 +373,24 @@ impl RemoteFile {
         copy_from(&window, offset, wanted, buf)
     }
 
-    /// `wanted` bytes at `offset` (fewer at the end), fetching a window if needed. Blocks on
-    /// the network: call on an I/O thread. Once the reader is sequential, the next window is
-    /// always on its way while the current one is read (network and reader overlap).
+    /// `wanted` bytes at `offset`, fewer only at the end of the file: a short FUSE read is
+    /// taken for the end of the file, so a read that spans windows is filled from several.
+    /// Blocks on the network: call on an I/O thread. Once the reader is sequential, the next
+    /// window is always on its way while the current one is read (network and reader overlap).
     pub(crate) fn read(&self, offset: u64, wanted: usize) -> std::io::Result<Vec<u8>> {
+        let mut out = self.read_part(offset, wanted)?;
+        while out.len() < wanted {
+            let more = self.read_part(offset + out.len() as u64, wanted - out.len())?;
+            if more.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&more);
+        }
+        Ok(out)
+    }
+
+    /// Up to `wanted` bytes at `offset` from one window (at least one byte unless at the end).
+    fn read_part(&self, offset: u64, wanted: usize) -> std::io::Result<Vec<u8>> {
         let mut window = self.window.lock().unwrap();
         let mut buf = Vec::new();
         if copy_from(&window, offset, wanted, &mut buf) {
@@ -486,6 +530,31 @@ mod tests {
     }
 
     #[test]
+    fn a_read_spanning_windows_is_whole_not_short() {
+        let origin = Arc::new(ScriptedOrigin::new("one"));
+        let bytes = content(6 << 20, 3);
+        origin.put(b"x.flac", bytes.clone());
+        let file = RemoteFile::open(
+            set(&[&origin], Duration::from_secs(5)),
+            b"x.flac".to_vec(),
+            bytes.len() as u64,
+        )
+        .ok()
+        .unwrap();
+        // The kernel's pattern that found it: a sequential start (the next window is then
+        // prefetched), and a 1 MiB read from inside that window running past its end.
+        file.read(0, 4096).unwrap();
+        file.read(FIRST_WINDOW as u64, 4096).unwrap();
+        let ahead_start = (FIRST_WINDOW * 3) as u64;
+        for offset in [ahead_start + 100_000, 3 << 20, (6 << 20) - 1000] {
+            let want = (1usize << 20).min(bytes.len() - offset as usize);
+            let got = file.read(offset, 1 << 20).unwrap();
+            assert_eq!(got.len(), want, "short read at {offset}");
+            assert_eq!(got, bytes[offset as usize..offset as usize + want]);
+        }
+    }
+
+    #[test]
     fn a_hung_primary_fails_over_to_the_mirror_within_the_attempt_timeout() {
         let (primary, mirror) = (
             Arc::new(ScriptedOrigin::new("nas")),
@@ -545,6 +614,83 @@ mod tests {
             Err(OpenFailure::Changed(size)) => assert!(size == 95_000 || size == 90_000),
             _ => panic!("a file changed everywhere must be refused as changed"),
         }
+    }
+
+    #[test]
+    fn where_reads_tell_the_size_the_first_read_checks_it_and_open_asks_nothing() {
+        let origin = Arc::new(ScriptedOrigin::new("s3like"));
+        origin.set_tells_size(true);
+        let bytes = content(600_000, 4);
+        origin.put(b"x.flac", bytes.clone());
+        let file = RemoteFile::open(
+            set(&[&origin], Duration::from_secs(5)),
+            b"x.flac".to_vec(),
+            bytes.len() as u64,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(origin.calls(), 0, "open made a request");
+        assert_eq!(file.read(0, 4096).unwrap(), bytes[..4096]);
+        assert_eq!(
+            origin.calls(),
+            1,
+            "the first byte cost more than one request"
+        );
+        assert_eq!(read_all(&file, bytes.len(), 128 << 10), bytes);
+    }
+
+    #[test]
+    fn a_mirror_whose_read_tells_another_size_is_passed_over_not_failed() {
+        let (primary, mirror) = (
+            Arc::new(ScriptedOrigin::new("old")),
+            Arc::new(ScriptedOrigin::new("right")),
+        );
+        primary.set_tells_size(true);
+        mirror.set_tells_size(true);
+        let bytes = content(300_000, 5);
+        primary.put(b"x.flac", content(280_000, 6)); // another version
+        mirror.put(b"x.flac", bytes.clone());
+        let set = set(&[&primary, &mirror], Duration::from_secs(5));
+        let file = RemoteFile::open(set.clone(), b"x.flac".to_vec(), bytes.len() as u64)
+            .ok()
+            .unwrap();
+        let started = Instant::now();
+        assert_eq!(file.read(0, bytes.len()).unwrap(), bytes);
+        assert!(started.elapsed() < Duration::from_millis(100), "retried");
+        assert_eq!(set.mirrors[0].health(), musicfs_origin::Health::Healthy);
+        // Known now: later reads of this file go straight to the mirror.
+        let asked = primary.calls();
+        file.read(100_000, 4096).unwrap();
+        assert_eq!(primary.calls(), asked);
+
+        // Another version everywhere: the read fails at once, nothing is served.
+        mirror.put(b"x.flac", content(310_000, 7));
+        let file = RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64)
+            .ok()
+            .unwrap();
+        let started = Instant::now();
+        assert!(file.read(0, 4096).is_err());
+        assert!(started.elapsed() < Duration::from_millis(100), "retried");
+    }
+
+    #[test]
+    fn a_stat_checked_mirror_serves_a_whole_sequential_read_after_a_disagreeing_one() {
+        let (wrong, right) = (
+            Arc::new(ScriptedOrigin::new("wrong")),
+            Arc::new(ScriptedOrigin::new("right")),
+        );
+        wrong.set_tells_size(true);
+        let bytes = content(3 << 20, 8);
+        wrong.put(b"x.flac", content((3 << 20) - 1000, 9));
+        right.put(b"x.flac", bytes.clone());
+        let file = RemoteFile::open(
+            set(&[&wrong, &right], Duration::from_secs(5)),
+            b"x.flac".to_vec(),
+            bytes.len() as u64,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(read_all(&file, bytes.len(), 128 << 10), bytes);
     }
 
     #[test]

@@ -57,6 +57,16 @@ pub trait Origin: Send + Sync {
     fn stat(&self, rel: &[u8]) -> Result<Meta>;
     /// Up to `len` bytes at `offset` (fewer only at the end of the file).
     fn read_at(&self, rel: &[u8], offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// Whether [`Origin::read_at_sized`] tells the file's whole size (S3: a ranged GET's
+    /// `Content-Range`), so a reader can check the size on its first read instead of with a
+    /// request of its own.
+    fn reads_tell_size(&self) -> bool {
+        false
+    }
+    /// [`Origin::read_at`], and the file's whole size where the answer tells it.
+    fn read_at_sized(&self, rel: &[u8], offset: u64, len: usize) -> Result<(Vec<u8>, Option<u64>)> {
+        Ok((self.read_at(rel, offset, len)?, None))
+    }
     /// A cheap round trip proving the origin answers and its root exists; returns its latency.
     fn check(&self) -> Result<Duration> {
         let started = std::time::Instant::now();

@@ -120,14 +120,15 @@ impl MirrorSet {
         }
     }
 
-    /// Runs `call` on mirrors in order until one succeeds, retrying rounds with
+    /// Runs `call(i, mirror)` on mirrors in order until one succeeds, retrying rounds with
     /// [`RETRY_BACKOFF`]. `usable` says whether a mirror may serve (its copy agrees with the
-    /// DB); it may call the mirror itself. Returns the mirror used and the result, or the
-    /// last error.
+    /// DB); it may call the mirror itself. A call may find out itself that the mirror's copy
+    /// is another version (`OriginError::Changed`): that mirror is passed over, not counted
+    /// as failing. Returns the mirror used and the result, or the last error.
     pub fn call<T: Send + 'static>(
         &self,
         usable: &dyn Fn(usize) -> Result<bool>,
-        call: impl Fn(&dyn Origin) -> Result<T> + Send + Sync + Clone + 'static,
+        call: impl Fn(usize, &dyn Origin) -> Result<T> + Send + Sync + Clone + 'static,
     ) -> Result<(usize, T)> {
         let mut last = None;
         for round in 0..=RETRY_BACKOFF.len() {
@@ -138,7 +139,7 @@ impl MirrorSet {
             for i in self.order() {
                 let mirror = &self.mirrors[i];
                 match usable(i) {
-                    Ok(true) => tried = true,
+                    Ok(true) => {}
                     Ok(false) => continue,
                     Err(err) => {
                         mirror.failed();
@@ -150,16 +151,21 @@ impl MirrorSet {
                 let started = Instant::now();
                 let call = call.clone();
                 match bounded(self.attempt_timeout, mirror.origin.clone(), move |o| {
-                    call(o)
+                    call(i, o)
                 }) {
                     Ok(value) => {
                         mirror.succeeded(started.elapsed());
                         return Ok((i, value));
                     }
-                    Err(err) if err.is_not_found() => last = Some(err),
+                    Err(OriginError::Changed { .. }) => mirror.succeeded(started.elapsed()),
+                    Err(err) if err.is_not_found() => {
+                        tried = true;
+                        last = Some(err);
+                    }
                     Err(err) => {
                         tracing::warn!("{err}; trying another mirror");
                         mirror.failed();
+                        tried = true;
                         last = Some(err);
                     }
                 }

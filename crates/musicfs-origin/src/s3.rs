@@ -362,25 +362,42 @@ impl Origin for S3Origin {
     }
 
     fn read_at(&self, rel: &[u8], offset: u64, len: usize) -> Result<Vec<u8>> {
+        Ok(self.read_at_sized(rel, offset, len)?.0)
+    }
+
+    fn reads_tell_size(&self) -> bool {
+        true
+    }
+
+    /// One ranged GET; its `Content-Range` carries the object's whole size.
+    fn read_at_sized(&self, rel: &[u8], offset: u64, len: usize) -> Result<(Vec<u8>, Option<u64>)> {
         if len == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let key = self.key(rel)?;
-        let range = offset..offset + len as u64;
-        let bytes = match self.block_on(self.store.get_range(&key, range)) {
-            Ok(bytes) => bytes,
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(offset..offset + len as u64)),
+            ..GetOptions::default()
+        };
+        let got = self.block_on(async {
+            let result = self.store.get_opts(&key, options).await?;
+            let size = result.meta.size;
+            Ok::<_, object_store::Error>((result.bytes().await?, size))
+        });
+        let (bytes, size) = match got {
+            Ok(got) => got,
             // A range starting at or past the end: S3 answers 416.
             Err(object_store::Error::Generic { source, .. })
                 if source.to_string().contains("416")
                     || source.to_string().contains("Range Not Satisfiable") =>
             {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
             }
             Err(e) => return Err(self.error(rel, e)),
         };
         self.fetched
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes.to_vec())
+        Ok((bytes.to_vec(), Some(size)))
     }
 
     fn stat_root(&self) -> Result<bool> {

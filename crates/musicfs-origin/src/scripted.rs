@@ -3,7 +3,7 @@
 //! Built with the `scripted` feature only.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ pub struct ScriptedOrigin {
     cleared: Condvar,
     calls: AtomicU64,
     fetched: AtomicU64,
+    tells_size: AtomicBool,
 }
 
 impl ScriptedOrigin {
@@ -41,6 +42,7 @@ impl ScriptedOrigin {
             cleared: Condvar::new(),
             calls: AtomicU64::new(0),
             fetched: AtomicU64::new(0),
+            tells_size: AtomicBool::new(false),
         }
     }
 
@@ -51,6 +53,11 @@ impl ScriptedOrigin {
     pub fn set_fault(&self, fault: Fault) {
         *self.fault.lock().unwrap() = fault;
         self.cleared.notify_all();
+    }
+
+    /// Whether reads tell the file's size, as S3's ranged GETs do.
+    pub fn set_tells_size(&self, tells: bool) {
+        self.tells_size.store(tells, Ordering::Relaxed);
     }
 
     /// Calls made so far (list, stat, read).
@@ -144,6 +151,19 @@ impl Origin for ScriptedOrigin {
         self.fetched
             .fetch_add((end - start) as u64, Ordering::Relaxed);
         Ok(bytes[start..end].to_vec())
+    }
+
+    fn reads_tell_size(&self) -> bool {
+        self.tells_size.load(Ordering::Relaxed)
+    }
+
+    fn read_at_sized(&self, rel: &[u8], offset: u64, len: usize) -> Result<(Vec<u8>, Option<u64>)> {
+        let data = self.read_at(rel, offset, len)?;
+        let size = self
+            .reads_tell_size()
+            .then(|| self.files.lock().unwrap().get(rel).map(|b| b.len() as u64))
+            .flatten();
+        Ok((data, size))
     }
 
     fn stat_root(&self) -> Result<bool> {
