@@ -478,6 +478,7 @@ def main():
                     "s3s-fs --version 0.14.1 --features binary)")
     ap.add_argument("--only-s3s", action="store_true", help="run only the s3s-fs serving part")
     ap.add_argument("--only-scan", action="store_true", help="run only the scan part")
+    ap.add_argument("--only-read", action="store_true", help="run only the serving part")
     ap.add_argument("--rtts", help="comma-separated RTTs in ms for the scan part")
     a = ap.parse_args()
     bins = Path(a.bin_dir).resolve()
@@ -502,6 +503,16 @@ def main():
         return
     srv = Servers(work, bins)
     try:
+        if a.only_read:
+            big = work / "lib-big"
+            gen(bins, big, 4, big_pad, formats="flac")
+            srv.upload("lib-big", big)
+            result = {"read": bench_read(srv, bins, work, big, "lib-big", read_rtt, first_files)}
+            if a.s3s_fs:
+                result["read"]["s3 (s3s-fs)"] = bench_read_s3s(bins, work, big, read_rtt,
+                                                               a.s3s_fs, first_files)
+            print(json.dumps(result, indent=2))
+            return
         sets = {}
         for name, (n, pad) in plan.items():
             lib = work / f"lib-{name}"
