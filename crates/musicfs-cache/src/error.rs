@@ -1,0 +1,23 @@
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, CacheError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading the content to chunk: {0}")]
+    Read(std::io::Error),
+}
+
+impl CacheError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> CacheError {
+        CacheError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Chunk files on disk: `<dir>/ab/abcdef0123456789`, named by the xxh3-64 of their bytes in
+//! hex (sharded by the first two digits, 256 folders). A chunk is written to a temporary file
+//! and renamed into place, so a writer killed mid-chunk leaves no partial chunk under a
+//! chunk's name; every read checks the bytes against the name anyway (a disk that lost or
+//! flipped bytes), removes a chunk that fails, and reports it missing. Several processes may
+//! share a store: a chunk's content is fixed by its name, so two writers of one chunk write
+//! the same bytes, and the last rename wins harmlessly.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{CacheError, Result};
+
+/// Temporary files older than this are a dead writer's leftovers; a live writer renames its
+/// own within a chunk's write.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// xxh3-64 of a chunk's bytes: its name in the store, and its `hash` in the `chunks` table
+/// (the same 64 bits as a signed SQLite INTEGER: [`ChunkHash::to_sql`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkHash(pub u64);
+
+impl ChunkHash {
+    pub fn of(data: &[u8]) -> ChunkHash {
+        ChunkHash(xxh3_64(data))
+    }
+
+    pub fn to_sql(self) -> i64 {
+        self.0 as i64
+    }
+
+    pub fn from_sql(value: i64) -> ChunkHash {
+        ChunkHash(value as u64)
+    }
+}
+
+impl std::fmt::Display for ChunkHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Temporary files are `<pid>-<n>` with `n` from this counter: unique among the processes
+/// sharing a store, and among the stores of one process.
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
+
+pub struct ChunkStore {
+    dir: PathBuf,
+    tmp: PathBuf,
+    corruptions: AtomicU64,
+}
+
+impl ChunkStore {
+    /// `$XDG_CACHE_HOME/musicfs/chunks`, else `~/.cache/musicfs/chunks`.
+    pub fn default_dir() -> PathBuf {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from("/var/cache"));
+        cache.join("musicfs").join("chunks")
+    }
+
+    /// Opens the store at `dir`, creating it; clears temporary files left by dead writers.
+    pub fn open(dir: &Path) -> Result<ChunkStore> {
+        let tmp = dir.join(".tmp");
+        fs::create_dir_all(&tmp).map_err(|e| CacheError::io(&tmp, e))?;
+        let store = ChunkStore {
+            dir: dir.to_owned(),
+            tmp,
+            corruptions: AtomicU64::new(0),
+        };
+        store.sweep_stale_tmp();
+        Ok(store)
+    }
+
+    fn sweep_stale_tmp(&self) {
+        let Ok(entries) = fs::read_dir(&self.tmp) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_TMP);
+            if stale {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the chunk `hash` lives.
+    pub fn path(&self, hash: ChunkHash) -> PathBuf {
+        let name = hash.to_string();
+        self.dir.join(&name[..2]).join(name)
+    }
+
+    /// Whether the chunk is stored with `len` bytes (not verified: see [`ChunkStore::get`]).
+    pub fn contains(&self, hash: ChunkHash, len: usize) -> bool {
+        fs::metadata(self.path(hash)).is_ok_and(|m| m.len() == len as u64)
+    }
+
+    /// Stores `data` under its hash. Returns the hash and whether bytes were written (false:
+    /// the store had it already).
+    pub fn put(&self, data: &[u8]) -> Result<(ChunkHash, bool)> {
+        let hash = ChunkHash::of(data);
+        if self.contains(hash, data.len()) {
+            return Ok((hash, false));
+        }
+        let tmp = self.tmp.join(format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT_TMP.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = File::create(&tmp).and_then(|mut f| f.write_all(data));
+        if let Err(err) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(CacheError::io(&tmp, err));
+        }
+        let path = self.path(hash);
+        let renamed = fs::rename(&tmp, &path).or_else(|err| match err.kind() {
+            ErrorKind::NotFound => {
+                let shard = path.parent().expect("a chunk path has a shard folder");
+                fs::create_dir_all(shard)?;
+                fs::rename(&tmp, &path)
+            }
+            _ => Err(err),
+        });
+        if let Err(err) = renamed {
+            let _ = fs::remove_file(&tmp);
+            return Err(CacheError::io(&path, err));
+        }
+        Ok((hash, true))
+    }
+
+    /// The bytes of chunk `hash` (`len` of them), checked against the hash. `None` if it is
+    /// not stored, or was damaged: a damaged chunk is removed, logged and counted.
+    pub fn get(&self, hash: ChunkHash, len: usize) -> Result<Option<Vec<u8>>> {
+        let path = self.path(hash);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(CacheError::io(&path, err)),
+        };
+        let mut data = Vec::with_capacity(len);
+        // One byte more than wanted: a chunk file that grew is as damaged as one cut short.
+        (&mut file)
+            .take(len as u64 + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| CacheError::io(&path, e))?;
+        if data.len() == len && ChunkHash::of(&data) == hash {
+            return Ok(Some(data));
+        }
+        self.corruptions.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "{}: damaged chunk ({} bytes, {len} expected{}); removed, it will be fetched again",
+            path.display(),
+            data.len(),
+            if data.len() == len {
+                ", content does not match its hash"
+            } else {
+                ""
+            }
+        );
+        let _ = fs::remove_file(&path);
+        Ok(None)
+    }
+
+    /// Removes chunk `hash`; returns whether it was there.
+    pub fn remove(&self, hash: ChunkHash) -> Result<bool> {
+        let path = self.path(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(CacheError::io(&path, err)),
+        }
+    }
+
+    /// Damaged chunks found (and removed) by this process.
+    pub fn corruptions(&self) -> u64 {
+        self.corruptions.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn files_in(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != ".tmp")
+            .map(|e| fs::read_dir(e.path()).map_or(0, |d| d.count()))
+            .sum()
+    }
+
+    #[test]
+    fn the_same_bytes_are_stored_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let data = vec![7u8; 70_000];
+        let (hash, written) = store.put(&data).unwrap();
+        assert!(written);
+        assert_eq!(store.put(&data).unwrap(), (hash, false));
+        assert_eq!(files_in(dir.path()), 1);
+        assert_eq!(store.get(hash, data.len()).unwrap(), Some(data));
+        assert!(
+            store
+                .path(hash)
+                .starts_with(dir.path().join(&hash.to_string()[..2]))
+        );
+        assert_eq!(ChunkHash::from_sql(hash.to_sql()), hash);
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_never_served_and_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i * 31) as u8).collect();
+        let (hash, _) = store.put(&data).unwrap();
+        let path = store.path(hash);
+        // A flipped byte.
+        let mut flipped = data.clone();
+        flipped[12_345] ^= 0x40;
+        fs::write(&path, &flipped).unwrap();
+        assert_eq!(store.get(hash, data.len()).unwrap(), None);
+        assert!(!path.exists(), "a damaged chunk stays");
+        // Cut short, and grown.
+        for bad in [&data[..40_000], &[&data[..], b"x"].concat()[..]] {
+            store.put(&data).unwrap();
+            fs::write(&path, bad).unwrap();
+            assert_eq!(store.get(hash, data.len()).unwrap(), None);
+        }
+        assert_eq!(store.corruptions(), 3);
+        // Missing: not an error, not a corruption.
+        assert_eq!(store.get(ChunkHash(1), 10).unwrap(), None);
+        assert_eq!(store.corruptions(), 3);
+        // Stored again, served again.
+        store.put(&data).unwrap();
+        assert_eq!(store.get(hash, data.len()).unwrap(), Some(data));
+    }
+
+    #[test]
+    fn a_truncated_chunk_is_written_again_by_the_next_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let data = vec![3u8; 20_000];
+        let (hash, _) = store.put(&data).unwrap();
+        fs::write(store.path(hash), &data[..100]).unwrap();
+        assert_eq!(store.put(&data).unwrap(), (hash, true));
+        assert_eq!(store.get(hash, data.len()).unwrap(), Some(data));
+    }
+
+    #[test]
+    fn stale_temporary_files_are_swept_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(ChunkStore::open(dir.path()).unwrap());
+        let (stale, fresh) = (dir.path().join(".tmp/1-0"), dir.path().join(".tmp/2-0"));
+        fs::write(&stale, b"half a chunk").unwrap();
+        fs::write(&fresh, b"being written").unwrap();
+        File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(SystemTime::now() - 2 * STALE_TMP)
+            .unwrap();
+        drop(ChunkStore::open(dir.path()).unwrap());
+        assert!(!stale.exists());
+        assert!(fresh.exists(), "a live writer's temporary file was removed");
+    }
+
+    #[test]
+    fn two_stores_on_one_folder_write_the_same_chunks_at_once_safely() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores: Vec<Arc<ChunkStore>> = (0..2)
+            .map(|_| Arc::new(ChunkStore::open(dir.path()).unwrap()))
+            .collect();
+        let chunks: Arc<Vec<Vec<u8>>> = Arc::new(
+            (0..64u8)
+                .map(|i| (0..30_000u32).map(|j| (j as u8) ^ i).collect())
+                .collect(),
+        );
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (store, chunks) = (stores[t % 2].clone(), chunks.clone());
+                std::thread::spawn(move || {
+                    for c in chunks.iter() {
+                        store.put(c).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(files_in(dir.path()), chunks.len());
+        for c in chunks.iter() {
+            let got = stores[1].get(ChunkHash::of(c), c.len()).unwrap();
+            assert_eq!(got.as_ref(), Some(c));
+        }
+        assert_eq!(fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
+    }
+}
