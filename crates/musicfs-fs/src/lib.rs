@@ -9,6 +9,7 @@
 mod attr;
 mod backing;
 mod cache;
+mod drain;
 mod error;
 mod fuse;
 mod fuse_types;

@@ -186,7 +186,7 @@ struct Fetcher {
     /// stat, or from the first read where the origin's reads tell the size (S3).
     agrees: Arc<Mutex<Vec<Option<bool>>>>,
     /// A sequential reader's open stream (one GET to the end of the file, where the origin
-    /// can stream), and the offset it is at.
+    /// can stream, drained ahead of the reader: `drain.rs`), and the offset it is at.
     stream: Mutex<Option<(u64, Box<dyn std::io::Read + Send>)>>,
 }
 
@@ -197,7 +197,16 @@ impl Fetcher {
     fn fetch_sequential(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         let mut stream = self.stream.lock().unwrap();
         if stream.as_ref().map(|(at, _)| *at) != Some(offset) {
-            *stream = self.open_stream(offset).map(|reader| (offset, reader));
+            *stream = self
+                .open_stream(offset)
+                .and_then(|reader| match crate::drain::Drained::new(reader) {
+                    Ok(drained) => Some(Box::new(drained) as Box<dyn std::io::Read + Send>),
+                    Err(err) => {
+                        tracing::warn!("cannot start a stream reader ({err}); ranged reads");
+                        None
+                    }
+                })
+                .map(|reader| (offset, reader));
         }
         if let Some((at, reader)) = stream.as_mut() {
             let mut buf = vec![0u8; len];
