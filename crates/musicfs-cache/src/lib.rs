@@ -10,8 +10,10 @@
 
 mod chunker;
 mod error;
+mod filler;
 mod store;
 
 pub use chunker::{AVG_CHUNK, Chunk, MAX_CHUNK, MIN_CHUNK, chunks};
 pub use error::{CacheError, Result};
+pub use filler::Filler;
 pub use store::{ChunkHash, ChunkStore};
