@@ -65,6 +65,10 @@ fn wrong_s3_credentials_are_refused_and_the_right_ones_scan() {
         );
         let shown = format!("{err} {err:?}");
         assert!(
+            shown.contains("from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
+            "{what}: the error does not say which keys were used: {shown}"
+        );
+        assert!(
             !shown.contains(SECRET) && !shown.contains(WRONG_SECRET),
             "{what}: a secret in the error: {shown}"
         );

@@ -35,6 +35,8 @@ pub struct S3Origin {
     timeout: Duration,
     fetched: Arc<AtomicU64>,
     listed_ahead: ListedAhead,
+    /// Which keys are in use (never the secret), for an authentication error to name.
+    keys_from: String,
 }
 
 impl std::fmt::Debug for S3Origin {
@@ -95,6 +97,19 @@ fn read_profile(name: &str) -> Profile {
     profile
 }
 
+/// An access key id as the AWS CLI shows one: its last four characters.
+fn masked(id: &str) -> String {
+    let tail: String = id
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -111,13 +126,40 @@ impl S3Origin {
             .or_else(|| env("AWS_PROFILE"))
             .unwrap_or_else(|| "default".to_owned());
         let profile = read_profile(&profile_name);
-        let credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            (Some(id), Some(secret)) => Some(S3Credentials {
-                access_key_id: id,
-                secret_access_key: Secret::new(secret),
-                session_token: env("AWS_SESSION_TOKEN").map(Secret::new),
-            }),
-            _ => profile.credentials,
+        let from_env = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"));
+        let (credentials, keys_from) = match from_env {
+            (Some(id), Some(secret)) => {
+                let token = env("AWS_SESSION_TOKEN").map(Secret::new);
+                let from = format!(
+                    "access key {} from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY{}",
+                    masked(&id),
+                    if token.is_some() {
+                        "/AWS_SESSION_TOKEN"
+                    } else {
+                        ""
+                    }
+                );
+                let credentials = S3Credentials {
+                    access_key_id: id,
+                    secret_access_key: Secret::new(secret),
+                    session_token: token,
+                };
+                (Some(credentials), from)
+            }
+            _ => match profile.credentials {
+                Some(c) => {
+                    let from = format!(
+                        "access key {} from profile [{profile_name}] of ~/.aws/credentials",
+                        masked(&c.access_key_id)
+                    );
+                    (Some(c), from)
+                }
+                None => (
+                    None,
+                    "no keys (AWS_ACCESS_KEY_ID unset, no ~/.aws profile): unsigned requests"
+                        .to_owned(),
+                ),
+            },
         };
         let endpoint = url
             .option("endpoint")
@@ -179,6 +221,7 @@ impl S3Origin {
             timeout,
             fetched: Arc::default(),
             listed_ahead: ListedAhead::default(),
+            keys_from,
         })
     }
 
@@ -260,7 +303,7 @@ impl S3Origin {
             object_store::Error::PermissionDenied { source, .. }
             | object_store::Error::Unauthenticated { source, .. } => OriginError::Auth {
                 origin,
-                cause: chain(source.as_ref()),
+                cause: format!("{} ({})", chain(source.as_ref()), self.keys_from),
             },
             object_store::Error::Precondition { .. } => OriginError::Changed {
                 origin,
@@ -270,6 +313,7 @@ impl S3Origin {
             object_store::Error::Generic { source, .. } => {
                 let cause = chain(source.as_ref());
                 if refused_credentials(&cause) {
+                    let cause = format!("{cause} ({})", self.keys_from);
                     OriginError::Auth { origin, cause }
                 } else {
                     OriginError::Unreachable { origin, cause }
