@@ -703,6 +703,43 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_stalling_mid_file_falls_back_to_the_mirror_with_identical_bytes() {
+        let (primary, mirror) = (
+            Arc::new(ScriptedOrigin::new("s3")),
+            Arc::new(ScriptedOrigin::new("backup")),
+        );
+        primary.set_streams(true);
+        primary.set_tells_size(true);
+        let bytes = content(24 << 20, 2);
+        primary.put(b"x.flac", bytes.clone());
+        mirror.put(b"x.flac", bytes.clone());
+        let set = set(&[&primary, &mirror], Duration::from_millis(300));
+        let file = RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64)
+            .ok()
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 << 20 {
+            got.extend(file.read(got.len() as u64, 128 << 10).unwrap());
+        }
+        // The stream is flowing (read ahead of the reader); now the server stops answering.
+        primary.set_fault(Fault::Hang);
+        let started = Instant::now();
+        while got.len() < bytes.len() {
+            let part = file.read(got.len() as u64, 128 << 10).unwrap();
+            assert!(!part.is_empty());
+            got.extend(part);
+        }
+        assert!(got == bytes, "bytes across the stall differ");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(mirror.bytes_fetched() > 0, "the mirror was never used");
+        primary.set_fault(Fault::None);
+    }
+
+    #[test]
     fn an_origin_back_during_the_retries_serves_the_read() {
         let origin = Arc::new(ScriptedOrigin::new("flaky"));
         let bytes = content(50_000, 9);

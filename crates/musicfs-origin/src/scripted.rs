@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::error::{OriginError, Result};
 use crate::{Entry, Meta, Origin, OriginUrl};
@@ -23,14 +23,21 @@ pub enum Fault {
     Hang,
 }
 
+/// The fault in force, shared with the origin's open streams.
+#[derive(Default)]
+struct Faults {
+    fault: Mutex<Fault>,
+    cleared: Condvar,
+}
+
 pub struct ScriptedOrigin {
     url: OriginUrl,
     files: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
-    fault: Mutex<Fault>,
-    cleared: Condvar,
+    faults: Arc<Faults>,
     calls: AtomicU64,
-    fetched: AtomicU64,
+    fetched: Arc<AtomicU64>,
     tells_size: AtomicBool,
+    streams: AtomicBool,
 }
 
 impl ScriptedOrigin {
@@ -38,11 +45,11 @@ impl ScriptedOrigin {
         ScriptedOrigin {
             url: OriginUrl::parse(&format!("s3://{name}")).expect("a valid bucket name"),
             files: Mutex::default(),
-            fault: Mutex::default(),
-            cleared: Condvar::new(),
+            faults: Arc::default(),
             calls: AtomicU64::new(0),
-            fetched: AtomicU64::new(0),
+            fetched: Arc::default(),
             tells_size: AtomicBool::new(false),
+            streams: AtomicBool::new(false),
         }
     }
 
@@ -51,8 +58,14 @@ impl ScriptedOrigin {
     }
 
     pub fn set_fault(&self, fault: Fault) {
-        *self.fault.lock().unwrap() = fault;
-        self.cleared.notify_all();
+        *self.faults.fault.lock().unwrap() = fault;
+        self.faults.cleared.notify_all();
+    }
+
+    /// Whether it streams a file to its end in one request (as S3 does); each piece of the
+    /// stream then meets the fault in force (a hang stalls it).
+    pub fn set_streams(&self, streams: bool) {
+        self.streams.store(streams, Ordering::Relaxed);
     }
 
     /// Whether reads tell the file's size, as S3's ranged GETs do.
@@ -67,7 +80,7 @@ impl ScriptedOrigin {
 
     fn before(&self) -> Result<()> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut fault = self.fault.lock().unwrap();
+        let mut fault = self.faults.fault.lock().unwrap();
         loop {
             match *fault {
                 Fault::None => return Ok(()),
@@ -82,7 +95,7 @@ impl ScriptedOrigin {
                         cause: "scripted: down".into(),
                     });
                 }
-                Fault::Hang => fault = self.cleared.wait(fault).unwrap(),
+                Fault::Hang => fault = self.faults.cleared.wait(fault).unwrap(),
             }
         }
     }
@@ -166,6 +179,30 @@ impl Origin for ScriptedOrigin {
         Ok((data, size))
     }
 
+    fn stream_from(
+        &self,
+        rel: &[u8],
+        offset: u64,
+        stall: Duration,
+    ) -> Option<Result<Box<dyn std::io::Read + Send>>> {
+        if !self.streams.load(Ordering::Relaxed) {
+            return None;
+        }
+        let opened = self.before().and_then(|()| {
+            let files = self.files.lock().unwrap();
+            let bytes = files.get(rel).ok_or_else(|| self.not_found(rel))?;
+            let rest = bytes[(offset as usize).min(bytes.len())..].to_vec();
+            Ok(Box::new(ScriptedStream {
+                rest,
+                at: 0,
+                stall,
+                faults: self.faults.clone(),
+                fetched: self.fetched.clone(),
+            }) as Box<dyn std::io::Read + Send>)
+        });
+        Some(opened)
+    }
+
     fn stat_root(&self) -> Result<bool> {
         self.before()?;
         Ok(!self.files.lock().unwrap().is_empty())
@@ -173,5 +210,44 @@ impl Origin for ScriptedOrigin {
 
     fn bytes_fetched(&self) -> u64 {
         self.fetched.load(Ordering::Relaxed)
+    }
+}
+
+/// A scripted stream: 64 KiB a read; a hang stalls it, and after `stall` it fails as a real
+/// stream's stall timeout does.
+struct ScriptedStream {
+    rest: Vec<u8>,
+    at: usize,
+    stall: Duration,
+    faults: Arc<Faults>,
+    fetched: Arc<AtomicU64>,
+}
+
+impl std::io::Read for ScriptedStream {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let deadline = Instant::now() + self.stall;
+        let mut fault = self.faults.fault.lock().unwrap();
+        loop {
+            match *fault {
+                Fault::Down => return Err(std::io::Error::other("scripted: down")),
+                Fault::Hang => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "scripted: stalled",
+                        ));
+                    }
+                    fault = self.faults.cleared.wait_timeout(fault, left).unwrap().0;
+                }
+                Fault::None | Fault::Latency(_) => break,
+            }
+        }
+        drop(fault);
+        let n = out.len().min(64 << 10).min(self.rest.len() - self.at);
+        out[..n].copy_from_slice(&self.rest[self.at..self.at + n]);
+        self.at += n;
+        self.fetched.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
