@@ -1,0 +1,184 @@
+//! A remote file open for reading: windows that grow while the reader is sequential, the
+//! next one prefetched, reads answered whole.
+
+use std::sync::{Arc, Mutex, mpsc};
+
+use musicfs_origin::MirrorSet;
+
+use super::fetcher::Fetcher;
+
+pub(crate) const FIRST_WINDOW: usize = 256 << 10;
+pub(crate) const MAX_WINDOW: usize = 8 << 20;
+
+struct Window {
+    start: u64,
+    data: Vec<u8>,
+    /// Size of the next fetch if the reader goes on sequentially.
+    next: usize,
+    /// The window after this one, being fetched in the background while this one is read.
+    ahead: Option<Ahead>,
+}
+
+struct Ahead {
+    start: u64,
+    len: usize,
+    result: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+}
+
+pub(crate) struct RemoteFile {
+    fetcher: Arc<Fetcher>,
+    window: Mutex<Window>,
+}
+
+/// Why a remote file could not be opened.
+pub(crate) enum OpenFailure {
+    /// Every mirror that answered holds another size: (the first such size).
+    Changed(u64),
+    Origin(musicfs_origin::OriginError),
+}
+
+impl RemoteFile {
+    /// Opens `rel` of `set`: finds a mirror whose copy has `size` bytes (one stat round trip
+    /// on a healthy primary; none where the primary's reads tell the size, as S3's do: the
+    /// first read checks it, and a changed file fails that read instead of the open).
+    pub(crate) fn open(
+        set: Arc<MirrorSet>,
+        rel: Vec<u8>,
+        size: u64,
+    ) -> Result<RemoteFile, OpenFailure> {
+        let fetcher = Arc::new(Fetcher {
+            agrees: Arc::new(Mutex::new(vec![None; set.mirrors.len()])),
+            stream: Mutex::new(None),
+            set,
+            rel: rel.into(),
+            size,
+        });
+        let opened = fetcher.set.call(&|i| fetcher.usable(i), |_, _| Ok(()));
+        if let Err(err) = opened {
+            let other = fetcher.agrees.lock().unwrap().contains(&Some(false));
+            let changed = matches!(err, musicfs_origin::OriginError::Changed { .. });
+            return Err(if changed || (other && !err.is_origin_down()) {
+                let first = (0..fetcher.set.mirrors.len())
+                    .find_map(|i| fetcher.set.stat_on(i, &fetcher.rel).ok())
+                    .map_or(0, |m| m.size);
+                OpenFailure::Changed(first)
+            } else {
+                OpenFailure::Origin(err)
+            });
+        }
+        Ok(RemoteFile {
+            fetcher,
+            window: Mutex::new(Window {
+                start: 0,
+                data: Vec::new(),
+                next: FIRST_WINDOW,
+                ahead: None,
+            }),
+        })
+    }
+
+    /// Copies `wanted` bytes at `offset` from the current window; `false` if it does not hold
+    /// them all or a fetch is under way.
+    pub(crate) fn read_cached(&self, offset: u64, wanted: usize, buf: &mut Vec<u8>) -> bool {
+        let Ok(window) = self.window.try_lock() else {
+            return false;
+        };
+        copy_from(&window, offset, wanted, buf)
+    }
+
+    /// `wanted` bytes at `offset`, fewer only at the end of the file: a short FUSE read is
+    /// taken for the end of the file, so a read that spans windows is filled from several.
+    /// Blocks on the network: call on an I/O thread. Once the reader is sequential, the next
+    /// window is always on its way while the current one is read (network and reader overlap).
+    pub(crate) fn read(&self, offset: u64, wanted: usize) -> std::io::Result<Vec<u8>> {
+        let mut out = self.read_part(offset, wanted)?;
+        while out.len() < wanted {
+            let more = self.read_part(offset + out.len() as u64, wanted - out.len())?;
+            if more.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&more);
+        }
+        Ok(out)
+    }
+
+    /// Up to `wanted` bytes at `offset` from one window (at least one byte unless at the end).
+    fn read_part(&self, offset: u64, wanted: usize) -> std::io::Result<Vec<u8>> {
+        let mut window = self.window.lock().unwrap();
+        let mut buf = Vec::new();
+        if copy_from(&window, offset, wanted, &mut buf) {
+            return Ok(buf);
+        }
+        let size = self.fetcher.size;
+        let mut prefetched = None;
+        if let Some(ahead) = window.ahead.take()
+            && offset >= ahead.start
+            && offset < ahead.start + ahead.len as u64
+        {
+            // A failed prefetch is retried below, in the foreground.
+            if let Ok(Ok(data)) = ahead.result.recv() {
+                prefetched = Some((ahead.start, data));
+            }
+        }
+        let (start, data, sequential) = match prefetched {
+            Some((start, data)) => (start, data, true),
+            None => {
+                let end = window.start + window.data.len() as u64;
+                let sequential = !window.data.is_empty() && offset >= window.start && offset <= end;
+                let len = if sequential {
+                    let len = window.next;
+                    window.next = (window.next * 2).min(MAX_WINDOW);
+                    len
+                } else {
+                    window.next = FIRST_WINDOW * 2;
+                    FIRST_WINDOW
+                };
+                let len = len.max(wanted).min(size.saturating_sub(offset) as usize);
+                let data = if sequential {
+                    self.fetcher.fetch_sequential(offset, len)?
+                } else {
+                    self.fetcher.fetch(offset, len)?
+                };
+                (offset, data, sequential)
+            }
+        };
+        window.start = start;
+        window.data = data;
+        let next_start = start + window.data.len() as u64;
+        if sequential && next_start < size {
+            let len = window.next.min((size - next_start) as usize);
+            window.next = (window.next * 2).min(MAX_WINDOW);
+            let (tx, rx) = mpsc::sync_channel(1);
+            let fetcher = self.fetcher.clone();
+            let spawned = std::thread::Builder::new()
+                .name("musicfs-prefetch".into())
+                .spawn(move || {
+                    let _ = tx.send(fetcher.fetch_sequential(next_start, len));
+                });
+            if spawned.is_ok() {
+                window.ahead = Some(Ahead {
+                    start: next_start,
+                    len,
+                    result: rx,
+                });
+            }
+        }
+        if copy_from(&window, offset, wanted, &mut buf) {
+            return Ok(buf);
+        }
+        // Short: the end of the file (or the file shrank on the origin).
+        let from = offset.saturating_sub(window.start) as usize;
+        Ok(window.data.get(from..).unwrap_or_default().to_vec())
+    }
+}
+
+fn copy_from(window: &Window, offset: u64, wanted: usize, buf: &mut Vec<u8>) -> bool {
+    let end = window.start + window.data.len() as u64;
+    if offset < window.start || offset + wanted as u64 > end {
+        return false;
+    }
+    let from = (offset - window.start) as usize;
+    buf.clear();
+    buf.extend_from_slice(&window.data[from..from + wanted]);
+    true
+}

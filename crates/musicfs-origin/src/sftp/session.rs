@@ -1,0 +1,184 @@
+//! The session pool: authenticated sessions, each running one SFTP request at a time, and
+//! what a session does besides a request (a close sent without waiting, a listing).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use ssh2::{ErrorCode, Session, Sftp};
+
+pub(super) struct Conn {
+    /// Kept alive for `sftp`, which borrows its channel.
+    pub(super) session: Session,
+    pub(super) sftp: Sftp,
+    /// A handle whose close request is sent but whose answer is not read yet.
+    pub(super) closing: Option<ssh2::File>,
+}
+
+/// libssh2's "would block" and "end of the listing" codes.
+pub(super) const LIBSSH2_ERROR_EAGAIN: i32 = -37;
+pub(super) const LIBSSH2_ERROR_FILE: i32 = -16;
+
+impl Conn {
+    /// Sends the close request of `file` without waiting for its answer: the next request on
+    /// this session goes out right behind it, and the answer is collected after that one's
+    /// (see [`Conn::finish_close`]). A file costs open, read and close round trips; this
+    /// takes the close off the critical path.
+    pub(super) fn close_later(
+        &mut self,
+        mut file: ssh2::File,
+    ) -> std::result::Result<(), ssh2::Error> {
+        self.finish_close()?;
+        self.session.set_blocking(false);
+        let sent = file.close();
+        self.session.set_blocking(true);
+        match sent {
+            Err(err) if err.code() == ErrorCode::Session(LIBSSH2_ERROR_EAGAIN) => {
+                self.closing = Some(file);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Reads the answer to a close sent by [`Conn::close_later`] (blocking; by the time a
+    /// later request was answered it has arrived).
+    pub(super) fn finish_close(&mut self) -> std::result::Result<(), ssh2::Error> {
+        match self.closing.take() {
+            Some(mut file) => file.close(),
+            None => Ok(()),
+        }
+    }
+
+    /// The entries of the folder at `path` (without `.` and `..`); with `first_only`, stops
+    /// at the first one.
+    pub(super) fn list(
+        &mut self,
+        path: &Path,
+        first_only: bool,
+    ) -> std::result::Result<Vec<(PathBuf, ssh2::FileStat)>, ssh2::Error> {
+        let mut dir = self.sftp.opendir(path)?;
+        let mut entries = Vec::new();
+        loop {
+            match dir.readdir() {
+                Ok((name, _)) if name == Path::new(".") || name == Path::new("..") => {}
+                Ok((name, stat)) => {
+                    entries.push((name, stat));
+                    if first_only {
+                        break;
+                    }
+                }
+                Err(err) if err.code() == ErrorCode::Session(LIBSSH2_ERROR_FILE) => break,
+                Err(err) => return Err(err),
+            }
+        }
+        self.close_later(dir)?;
+        Ok(entries)
+    }
+}
+
+pub(super) struct Pool {
+    pub(super) idle: Vec<Conn>,
+    /// Sessions open, in use or idle.
+    pub(super) open: usize,
+    /// Sessions being set up.
+    pub(super) logging_in: usize,
+    /// After a refused login the pool stays as it is for a while.
+    pub(super) hold_until: Option<std::time::Instant>,
+}
+
+/// The session pool, shared by the origin and its open files (which hold a session each).
+///
+/// It grows only while callers wait: a login costs ten round trips and real CPU on both ends
+/// (sshd forks for each), so on a fast link a few sessions recycled at once beat many; on a
+/// slow one every session is busy for whole round trips and the pool fills up to `max`.
+pub(super) struct Sessions {
+    pub(super) pool: Mutex<Pool>,
+    pub(super) freed: Condvar,
+    pub(super) max: usize,
+    pub(super) fetched: AtomicU64,
+}
+
+/// Sessions set up at once. sshd drops unauthenticated connections beyond `MaxStartups`
+/// (10 by default, at random from there): a burst of logins would be refused.
+pub(super) const CONCURRENT_LOGINS: usize = 6;
+/// A caller that waited this long for a free session starts a new one.
+pub(super) const GROW_AFTER: Duration = Duration::from_millis(30);
+
+/// How long the pool stops growing after a login was refused.
+pub(super) const HOLD_AFTER_REFUSAL: Duration = Duration::from_secs(2);
+
+/// What [`Sessions::take`] found.
+pub(super) enum Taken {
+    Idle(Conn),
+    /// A slot is reserved: the caller logs in (and calls [`Sessions::logged_in`]).
+    LogIn,
+}
+
+impl Sessions {
+    pub(super) fn take(&self) -> Taken {
+        let mut pool = self.pool.lock().unwrap();
+        let mut waited = Duration::ZERO;
+        loop {
+            if let Some(conn) = pool.idle.pop() {
+                return Taken::Idle(conn);
+            }
+            let busy = pool.open + pool.logging_in;
+            if busy < self.max
+                && pool.logging_in < CONCURRENT_LOGINS
+                && (busy == 0
+                    || (waited >= GROW_AFTER
+                        && pool
+                            .hold_until
+                            .is_none_or(|t| t <= std::time::Instant::now())))
+            {
+                pool.logging_in += 1;
+                return Taken::LogIn;
+            }
+            let started = std::time::Instant::now();
+            pool = self
+                .freed
+                .wait_timeout(
+                    pool,
+                    GROW_AFTER
+                        .saturating_sub(waited)
+                        .max(Duration::from_millis(1)),
+                )
+                .unwrap()
+                .0;
+            waited += started.elapsed();
+        }
+    }
+
+    /// A login ended. Returns whether its failure must reach the caller: not while other
+    /// sessions are open (a refused login, e.g. by `MaxStartups`, then only means the pool
+    /// stops growing, and the caller waits for one of them).
+    pub(super) fn logged_in(&self, ok: bool) -> bool {
+        let mut pool = self.pool.lock().unwrap();
+        pool.logging_in -= 1;
+        if ok {
+            pool.open += 1;
+        } else {
+            pool.hold_until = Some(std::time::Instant::now() + HOLD_AFTER_REFUSAL);
+        }
+        let others = pool.open + pool.logging_in > 0;
+        drop(pool);
+        self.freed.notify_all();
+        !ok && !others
+    }
+
+    /// Returns a session after a call; one that failed on the network is closed instead.
+    pub(super) fn give_back(&self, conn: Conn, broken: bool) {
+        if broken {
+            // Closing a session (and a close still pending on it) talks to a server that
+            // may not answer: briefly, and outside the pool's lock.
+            conn.session.set_timeout(1000);
+            drop(conn);
+            self.pool.lock().unwrap().open -= 1;
+        } else {
+            self.pool.lock().unwrap().idle.push(conn);
+        }
+        self.freed.notify_one();
+    }
+}
