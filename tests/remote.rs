@@ -108,6 +108,41 @@ fn local_sftp_and_s3_copies_give_the_same_tree_and_bytes() {
     assert!(!contains(&db_bytes, b"musicfs-test-secret"));
 }
 
+#[test]
+fn sftp_serves_names_that_are_not_utf8_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("music");
+    musicfs_tools::generate_library_with(
+        &root,
+        80,
+        3,
+        &[musicfs_tools::Format::Flac, musicfs_tools::Format::Mp3],
+    )
+    .unwrap();
+    let odd = files_below(&root)
+        .iter()
+        .filter(|p| std::str::from_utf8(p.as_os_str().as_encoded_bytes()).is_err())
+        .count();
+    assert!(
+        odd > 0,
+        "the generated library has no name that is not UTF-8"
+    );
+    let Some(sshd) = ssh_server(&dir.path().join("sshd")) else {
+        return;
+    };
+    let local_db = dir.path().join("local.db");
+    musicfs_scan::scan(&ScanConfig::new(&local_db, vec![root.clone()])).unwrap();
+    let sftp_db = dir.path().join("sftp.db");
+    let sftp = scan_remote(&sftp_db, &sshd.url(&root)).unwrap();
+    assert_eq!(sftp.errors, 0, "{sftp:?}");
+    let (local_tree, local_bytes) = mounted_view(&local_db, &dir.path().join("mnt-local"));
+    let (sftp_tree, sftp_bytes) = mounted_view(&sftp_db, &dir.path().join("mnt-sftp"));
+    assert_eq!(sftp_tree, local_tree);
+    for ((path, want), (_, got)) in local_bytes.iter().zip(&sftp_bytes) {
+        assert!(got == want, "{path}: SFTP bytes differ");
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
