@@ -159,6 +159,57 @@ fn a_scan_cut_off_by_the_network_keeps_what_it_read_and_the_next_one_resumes() {
 }
 
 #[test]
+fn an_sftp_scan_whose_server_goes_silent_stops_soon_and_the_next_one_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = library(dir.path(), 200);
+    let total = files_below(&root).len() as u64;
+    let Some(sshd) = musicfs_tests::ssh_server(&dir.path().join("sshd")) else {
+        return;
+    };
+    let proxy = FaultProxy::start(sshd.port).unwrap();
+    proxy.set_delay(Duration::from_millis(5));
+    let url = format!("{}&timeout_ms=1500", sshd.url_via(&root, proxy.port));
+    let db = dir.path().join("sftp.db");
+    let mut cfg = remote_cfg(&db, &url);
+    cfg.remote_parallel = 4;
+    cfg.batch_time = Duration::from_millis(50);
+    let scan = std::thread::spawn(move || musicfs_scan::scan(&cfg));
+    let started = Instant::now();
+    while try_count_files(&db).unwrap_or(0) < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the scan made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The server goes silent (no reset: every session waits out its timeout, and closes
+    // sent without waiting are left unanswered).
+    proxy.set_blackhole(true);
+    let silent = Instant::now();
+    let outcome = scan.join().unwrap();
+    // The call in flight times out, one probe of the root confirms: two timeouts of 1.5 s.
+    // (It took 20 s when broken sessions were freed under the pool's lock, each waiting out
+    // its close, and logins that timed out were retried as if merely refused.)
+    assert!(
+        silent.elapsed() < Duration::from_secs(6),
+        "the scan took {:?} to give up on a silent server",
+        silent.elapsed()
+    );
+    let kept = count_files(&db);
+    assert!(kept >= 20 && kept < total, "kept {kept} of {total}");
+    let err = outcome.expect_err("a scan that lost its origin must say so");
+    assert!(err.to_string().contains("stopped answering"), "{err}");
+
+    proxy.set_blackhole(false);
+    proxy.reset_all();
+    let summary = musicfs_scan::scan(&remote_cfg(&db, &url)).unwrap();
+    assert_eq!(summary.unchanged, kept, "{summary:?}");
+    assert_eq!(summary.added + summary.changed, total - kept, "{summary:?}");
+    assert_eq!(summary.removed, 0);
+    assert_eq!(summary.errors, 0);
+}
+
+#[test]
 fn a_server_refusing_extra_logins_is_scanned_with_the_sessions_it_allows() {
     let dir = tempfile::tempdir().unwrap();
     let root = library(dir.path(), 80);

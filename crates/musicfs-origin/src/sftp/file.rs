@@ -70,9 +70,9 @@ impl Drop for SftpFile {
             return;
         };
         if self.broken {
-            // The close request on a session that stopped answering would wait out the
-            // whole session timeout for nothing (give_back drops the session briefly too).
-            conn.session.set_timeout(1000);
+            // No close request on a session that stopped answering: cut it first (give_back
+            // then abandons it), so the handle's close fails at once.
+            let _ = conn.socket.shutdown(std::net::Shutdown::Both);
             drop(file);
         } else if conn.close_later(file).is_err() {
             self.broken = true;

@@ -115,16 +115,19 @@ impl SftpOrigin {
             match self.sessions.take() {
                 Taken::Idle(conn) => return Ok(conn),
                 Taken::LogIn => {
+                    let started = std::time::Instant::now();
                     let conn = self.connect();
                     let must_report = self.sessions.logged_in(conn.is_ok());
+                    // A refusal (MaxStartups, a host's connection limit) comes at once; a
+                    // login that waited out the timeout met a server gone silent, which the
+                    // caller must hear of rather than wait on sessions as silent as it.
+                    let refused = started.elapsed() < self.timeout / 2;
                     match conn {
                         Ok(conn) => return Ok(conn),
-                        Err(err)
-                            if must_report || !matches!(err, OriginError::Unreachable { .. }) =>
-                        {
-                            return Err(err);
+                        Err(err @ OriginError::Unreachable { .. }) if refused && !must_report => {
+                            tracing::debug!("an extra SFTP session was refused: {err}");
                         }
-                        Err(err) => tracing::debug!("an extra SFTP session was refused: {err}"),
+                        Err(err) => return Err(err),
                     }
                 }
             }
@@ -142,6 +145,7 @@ impl SftpOrigin {
             .map_err(|e| self.unreachable(e))?;
         let _ = tcp.set_nodelay(true);
         let mut session = Session::new().map_err(|e| self.unreachable(e))?;
+        let socket = tcp.try_clone().map_err(|e| self.unreachable(e))?;
         session.set_tcp_stream(tcp);
         session.set_timeout(self.timeout.as_millis().min(u32::MAX as u128) as u32);
         session.handshake().map_err(|e| self.unreachable(e))?;
@@ -152,6 +156,7 @@ impl SftpOrigin {
             session,
             sftp,
             closing: None,
+            socket,
         })
     }
 

@@ -14,6 +14,8 @@ pub(super) struct Conn {
     pub(super) sftp: Sftp,
     /// A handle whose close request is sent but whose answer is not read yet.
     pub(super) closing: Option<ssh2::File>,
+    /// The session's socket, to cut it when the session is given up (see [`Conn::abandon`]).
+    pub(super) socket: std::net::TcpStream,
 }
 
 /// libssh2's "would block" and "end of the listing" codes.
@@ -21,6 +23,15 @@ pub(super) const LIBSSH2_ERROR_EAGAIN: i32 = -37;
 pub(super) const LIBSSH2_ERROR_FILE: i32 = -16;
 
 impl Conn {
+    /// Drops a session that failed on the network. Freeing a libssh2 session sends on it
+    /// (channel and handle closes, a close still pending); to a server that stopped answering
+    /// each send would wait out the session timeout. The socket is shut first, so they fail
+    /// at once.
+    pub(super) fn abandon(self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        drop(self);
+    }
+
     /// Sends the close request of `file` without waiting for its answer: the next request on
     /// this session goes out right behind it, and the answer is collected after that one's
     /// (see [`Conn::finish_close`]). A file costs open, read and close round trips; this
@@ -171,10 +182,8 @@ impl Sessions {
     /// Returns a session after a call; one that failed on the network is closed instead.
     pub(super) fn give_back(&self, conn: Conn, broken: bool) {
         if broken {
-            // Closing a session (and a close still pending on it) talks to a server that
-            // may not answer: briefly, and outside the pool's lock.
-            conn.session.set_timeout(1000);
-            drop(conn);
+            // Outside the pool's lock: freeing a session is never instant.
+            conn.abandon();
             self.pool.lock().unwrap().open -= 1;
         } else {
             self.pool.lock().unwrap().idle.push(conn);
