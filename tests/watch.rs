@@ -162,3 +162,64 @@ fn reading_through_the_mount_is_not_a_change() {
     assert_eq!(seq_after, seq_before, "reads were taken for changes");
     assert_eq!(scanned_after, scanned_before, "files were read again");
 }
+
+#[test]
+fn remote_origins_are_rescanned_on_their_interval() {
+    musicfs_tests::aws_credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("music");
+    musicfs_tests::keyable_library(&root, 12, 21, &[Format::Flac, Format::Mp3]);
+    let Some(s3) = musicfs_tests::s3_server() else {
+        return;
+    };
+    let uploaded = s3.upload("watched", "", &root).unwrap().len() as i64;
+    let db = dir.path().join("lib.db");
+    let mut cfg = ScanConfig::new(&db, Vec::new());
+    cfg.remotes = vec![musicfs_origin::OriginUrl::parse(&s3.url("watched", "")).unwrap()];
+    let opts = WatchOptions {
+        initial_scan: true,
+        remote_interval: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let watcher = std::thread::spawn(move || musicfs_scan::watch(&cfg, &opts, &flag));
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+            .unwrap_or(-1)
+    };
+    let files = "SELECT count(*) FROM files";
+    assert!(
+        eventually(Duration::from_secs(20), || count(files) == uploaded).is_some(),
+        "the first scan never finished: {} of {uploaded}",
+        count(files)
+    );
+
+    // An object added to the bucket shows within the interval, with its tags read.
+    let new = dir.path().join("new");
+    let path = new.join("Remote Artist/Remote Album/01 Arrived.flac");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    write_track(
+        &path,
+        Format::Flac,
+        &track("Arrived Remotely", "Remote Artist"),
+        5,
+    )
+    .unwrap();
+    s3.upload("watched", "", &new).unwrap();
+    let arrived = "SELECT count(*) FROM files WHERE title = 'Arrived Remotely'";
+    let took = eventually(Duration::from_secs(5), || count(arrived) == 1);
+    assert!(took.is_some(), "an added object never showed");
+
+    // One removed from it goes.
+    s3.delete("watched", "Remote Artist/Remote Album/01 Arrived.flac")
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || count(arrived) == 0).is_some(),
+        "a removed object stayed"
+    );
+    assert_eq!(count(files), uploaded);
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap().unwrap();
+}
