@@ -195,12 +195,31 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Du
 }
 
 /// Every path below `dir` (relative, '/'-joined), files and directories, walked through the
-/// filesystem (readdir + stat).
+/// filesystem (readdir + stat). Any error fails the test: the tree must hold still.
 pub fn walk_relative(dir: &Path) -> Vec<(String, bool)> {
+    walk(dir, false)
+}
+
+/// [`walk_relative`] of a tree that changes while it is walked (a mount following a scanner):
+/// a folder that vanished between its parent's listing and its own is skipped, as `find`
+/// would report and go on.
+pub fn walk_relative_live(dir: &Path) -> Vec<(String, bool)> {
+    walk(dir, true)
+}
+
+fn walk(dir: &Path, live: bool) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_owned(), String::new())];
     while let Some((d, prefix)) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
+        let listing = match std::fs::read_dir(&d) {
+            Err(err)
+                if live && !prefix.is_empty() && err.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            listing => listing.unwrap(),
+        };
+        for e in listing {
             let e = e.unwrap();
             let name = e.file_name().into_string().unwrap();
             let rel = if prefix.is_empty() {

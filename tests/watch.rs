@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use musicfs_scan::{ScanConfig, WatchOptions};
 use musicfs_tags::Track;
-use musicfs_tests::{MountedLibrary, eventually, walk_relative};
+use musicfs_tests::{MountedLibrary, eventually, walk_relative, walk_relative_live};
 use musicfs_tools::{Format, write_track};
 
 /// The watcher on `lib`'s music folder, in a thread, stopped on drop.
@@ -40,7 +40,9 @@ impl Drop for Watching {
 }
 
 fn shows(mnt: &Path, needle: &str) -> bool {
-    walk_relative(mnt).iter().any(|(p, _)| p.contains(needle))
+    walk_relative_live(mnt)
+        .iter()
+        .any(|(p, _)| p.contains(needle))
 }
 
 fn track(title: &str, artist: &str) -> Track {
@@ -116,7 +118,7 @@ fn changes_on_disk_show_in_the_mount_within_two_seconds() {
             .unwrap() as usize
     };
     let files_in_mount = || {
-        walk_relative(&lib.mnt)
+        walk_relative_live(&lib.mnt)
             .iter()
             .filter(|(p, d)| !d && !p.starts_with(".search"))
             .count()
