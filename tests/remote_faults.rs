@@ -210,6 +210,42 @@ fn an_sftp_scan_whose_server_goes_silent_stops_soon_and_the_next_one_resumes() {
 }
 
 #[test]
+fn an_s3_scan_whose_server_goes_silent_stops_soon() {
+    aws_credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let root = library(dir.path(), 200);
+    let Some(s3) = s3_server() else {
+        return;
+    };
+    let uploaded = s3.upload("music", "", &root).unwrap().len() as u64;
+    let proxy = FaultProxy::start(s3.port).unwrap();
+    proxy.set_delay(Duration::from_millis(5));
+    let url = format!("{}&timeout_ms=1500", s3.url_via("music", "", proxy.port));
+    let db = dir.path().join("s3.db");
+    let mut cfg = remote_cfg(&db, &url);
+    cfg.remote_parallel = 4;
+    cfg.batch_time = Duration::from_millis(50);
+    let scan = std::thread::spawn(move || musicfs_scan::scan(&cfg));
+    let started = Instant::now();
+    while try_count_files(&db).unwrap_or(0) < 20 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.set_blackhole(true);
+    let silent = Instant::now();
+    let outcome = scan.join().unwrap();
+    // As on SFTP: the call in flight times out, one probe of the root confirms.
+    assert!(
+        silent.elapsed() < Duration::from_secs(6),
+        "the scan took {:?} to give up on a silent server",
+        silent.elapsed()
+    );
+    let err = outcome.expect_err("a scan that lost its origin must say so");
+    assert!(err.to_string().contains("stopped answering"), "{err}");
+    assert!(count_files(&db) < uploaded);
+}
+
+#[test]
 fn a_server_refusing_extra_logins_is_scanned_with_the_sessions_it_allows() {
     let dir = tempfile::tempdir().unwrap();
     let root = library(dir.path(), 80);
