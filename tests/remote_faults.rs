@@ -1,7 +1,8 @@
 //! Remote origins under network faults, through the in-repo fault proxy: a black-holed server
 //! fails reads after the mount's deadline and never blocks listings; a connection cut mid-scan
 //! stops the scan without removing anything, and the next scan resumes without reading again
-//! what was committed.
+//! what was committed; a server gone silent stops a scan within two call timeouts; an SFTP
+//! server refusing extra logins is still scanned whole.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,6 +40,53 @@ fn try_count_files(db: &Path) -> rusqlite::Result<u64> {
     rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?
         .query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
         .map(|n| n as u64)
+}
+
+/// Scans `url` into `db` (4 files in flight, a commit every 50 ms) and cuts the network
+/// through `proxy` once 20 files are committed: a black hole, and with `reset` every
+/// connection reset too (without, the server just goes silent). Returns the scan's outcome
+/// and how long it took to give up after the cut.
+fn scan_cut_off(
+    db: &Path,
+    url: &str,
+    proxy: &FaultProxy,
+    reset: bool,
+) -> (
+    Result<musicfs_scan::Summary, musicfs_scan::ScanError>,
+    Duration,
+) {
+    let mut cfg = remote_cfg(db, url);
+    cfg.remote_parallel = 4;
+    cfg.batch_time = Duration::from_millis(50);
+    let scan = std::thread::spawn(move || musicfs_scan::scan(&cfg));
+    let started = Instant::now();
+    while try_count_files(db).unwrap_or(0) < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the scan made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.set_blackhole(true);
+    if reset {
+        proxy.reset_all();
+    }
+    let cut = Instant::now();
+    let outcome = scan.join().unwrap();
+    (outcome, cut.elapsed())
+}
+
+/// The network is back: the next scan of `url` reads only what the cut-off one did not
+/// commit (`kept` of `total`), and removes nothing.
+fn resumes(db: &Path, url: &str, proxy: &FaultProxy, kept: u64, total: u64) {
+    proxy.set_blackhole(false);
+    proxy.reset_all();
+    let summary = musicfs_scan::scan(&remote_cfg(db, url)).unwrap();
+    assert_eq!(summary.unchanged, kept, "{summary:?}");
+    assert_eq!(summary.added + summary.changed, total - kept, "{summary:?}");
+    assert_eq!(summary.removed, 0);
+    assert_eq!(summary.errors, 0);
+    assert_eq!(count_files(db), total);
 }
 
 #[test]
@@ -111,106 +159,57 @@ fn a_scan_cut_off_by_the_network_keeps_what_it_read_and_the_next_one_resumes() {
     aws_credentials();
     let dir = tempfile::tempdir().unwrap();
     let root = library(dir.path(), 200);
-    let total = files_below(&root).len() as u64;
     let Some(s3) = s3_server() else {
         return;
     };
     let uploaded = s3.upload("music", "", &root).unwrap().len() as u64;
+    assert!(uploaded <= files_below(&root).len() as u64);
     let proxy = FaultProxy::start(s3.port).unwrap();
     proxy.set_delay(Duration::from_millis(5));
-    let url = format!(
-        "s3://music?endpoint=http://127.0.0.1:{}&timeout_ms=1500",
-        proxy.port
-    );
+    let url = format!("{}&timeout_ms=1500", s3.url_via("music", "", proxy.port));
     let db = dir.path().join("s3.db");
-    let mut cfg = remote_cfg(&db, &url);
-    cfg.remote_parallel = 4;
-    cfg.batch_time = Duration::from_millis(50);
-    let scan = std::thread::spawn(move || musicfs_scan::scan(&cfg));
-    // Cut the network once part of the library is committed.
-    let started = Instant::now();
-    while try_count_files(&db).unwrap_or(0) < 20 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the scan made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    proxy.set_blackhole(true);
-    proxy.reset_all();
-    let outcome = scan.join().unwrap();
+    let (outcome, _) = scan_cut_off(&db, &url, &proxy, true);
     let kept = count_files(&db);
     assert!(kept >= 20 && kept < uploaded, "kept {kept} of {uploaded}");
     let err = outcome.expect_err("a scan that lost its origin must say so");
     assert!(err.to_string().contains("stopped answering"), "{err}");
+    resumes(&db, &url, &proxy, kept, uploaded);
+}
 
-    // The network is back: the next scan reads only what was not committed.
-    proxy.set_blackhole(false);
-    let summary = musicfs_scan::scan(&remote_cfg(&db, &url)).unwrap();
-    assert_eq!(summary.unchanged, kept, "{summary:?}");
-    assert_eq!(
-        summary.added + summary.changed,
-        uploaded - kept,
-        "{summary:?}"
+/// A server gone silent (a black hole, no reset: every call waits out its timeout, and on
+/// SFTP closes sent without waiting are left unanswered) stops the scan after the call in
+/// flight times out and one probe of the root confirms: two timeouts of 1.5 s. (SFTP took
+/// 20 s when broken sessions were freed under the pool's lock, each waiting out its close,
+/// and logins that timed out were retried as if merely refused.)
+fn a_silent_server_stops_the_scan_soon(db: &Path, url: &str, proxy: &FaultProxy, total: u64) {
+    let (outcome, gave_up) = scan_cut_off(db, url, proxy, false);
+    assert!(
+        gave_up < Duration::from_secs(6),
+        "the scan took {gave_up:?} to give up on a silent server"
     );
-    assert_eq!(summary.removed, 0);
-    assert_eq!(count_files(&db), uploaded);
-    assert!(uploaded <= total);
+    let kept = count_files(db);
+    assert!(kept >= 20 && kept < total, "kept {kept} of {total}");
+    let err = outcome.expect_err("a scan that lost its origin must say so");
+    assert!(err.to_string().contains("stopped answering"), "{err}");
+    resumes(db, url, proxy, kept, total);
 }
 
 #[test]
 fn an_sftp_scan_whose_server_goes_silent_stops_soon_and_the_next_one_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let root = library(dir.path(), 200);
-    let total = files_below(&root).len() as u64;
     let Some(sshd) = musicfs_tests::ssh_server(&dir.path().join("sshd")) else {
         return;
     };
     let proxy = FaultProxy::start(sshd.port).unwrap();
     proxy.set_delay(Duration::from_millis(5));
     let url = format!("{}&timeout_ms=1500", sshd.url_via(&root, proxy.port));
-    let db = dir.path().join("sftp.db");
-    let mut cfg = remote_cfg(&db, &url);
-    cfg.remote_parallel = 4;
-    cfg.batch_time = Duration::from_millis(50);
-    let scan = std::thread::spawn(move || musicfs_scan::scan(&cfg));
-    let started = Instant::now();
-    while try_count_files(&db).unwrap_or(0) < 20 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the scan made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // The server goes silent (no reset: every session waits out its timeout, and closes
-    // sent without waiting are left unanswered).
-    proxy.set_blackhole(true);
-    let silent = Instant::now();
-    let outcome = scan.join().unwrap();
-    // The call in flight times out, one probe of the root confirms: two timeouts of 1.5 s.
-    // (It took 20 s when broken sessions were freed under the pool's lock, each waiting out
-    // its close, and logins that timed out were retried as if merely refused.)
-    assert!(
-        silent.elapsed() < Duration::from_secs(6),
-        "the scan took {:?} to give up on a silent server",
-        silent.elapsed()
-    );
-    let kept = count_files(&db);
-    assert!(kept >= 20 && kept < total, "kept {kept} of {total}");
-    let err = outcome.expect_err("a scan that lost its origin must say so");
-    assert!(err.to_string().contains("stopped answering"), "{err}");
-
-    proxy.set_blackhole(false);
-    proxy.reset_all();
-    let summary = musicfs_scan::scan(&remote_cfg(&db, &url)).unwrap();
-    assert_eq!(summary.unchanged, kept, "{summary:?}");
-    assert_eq!(summary.added + summary.changed, total - kept, "{summary:?}");
-    assert_eq!(summary.removed, 0);
-    assert_eq!(summary.errors, 0);
+    let total = files_below(&root).len() as u64;
+    a_silent_server_stops_the_scan_soon(&dir.path().join("sftp.db"), &url, &proxy, total);
 }
 
 #[test]
-fn an_s3_scan_whose_server_goes_silent_stops_soon() {
+fn an_s3_scan_whose_server_goes_silent_stops_soon_and_the_next_one_resumes() {
     aws_credentials();
     let dir = tempfile::tempdir().unwrap();
     let root = library(dir.path(), 200);
@@ -221,28 +220,7 @@ fn an_s3_scan_whose_server_goes_silent_stops_soon() {
     let proxy = FaultProxy::start(s3.port).unwrap();
     proxy.set_delay(Duration::from_millis(5));
     let url = format!("{}&timeout_ms=1500", s3.url_via("music", "", proxy.port));
-    let db = dir.path().join("s3.db");
-    let mut cfg = remote_cfg(&db, &url);
-    cfg.remote_parallel = 4;
-    cfg.batch_time = Duration::from_millis(50);
-    let scan = std::thread::spawn(move || musicfs_scan::scan(&cfg));
-    let started = Instant::now();
-    while try_count_files(&db).unwrap_or(0) < 20 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    proxy.set_blackhole(true);
-    let silent = Instant::now();
-    let outcome = scan.join().unwrap();
-    // As on SFTP: the call in flight times out, one probe of the root confirms.
-    assert!(
-        silent.elapsed() < Duration::from_secs(6),
-        "the scan took {:?} to give up on a silent server",
-        silent.elapsed()
-    );
-    let err = outcome.expect_err("a scan that lost its origin must say so");
-    assert!(err.to_string().contains("stopped answering"), "{err}");
-    assert!(count_files(&db) < uploaded);
+    a_silent_server_stops_the_scan_soon(&dir.path().join("s3.db"), &url, &proxy, uploaded);
 }
 
 #[test]
