@@ -22,6 +22,14 @@ fn set(origins: &[&Arc<ScriptedOrigin>], timeout: Duration) -> Arc<MirrorSet> {
     Arc::new(MirrorSet::new(mirrors, timeout))
 }
 
+/// `rel` of `set`, which must open (its size as the DB would know it: `size`).
+fn opened(set: Arc<MirrorSet>, rel: &[u8], size: usize) -> RemoteFile {
+    match RemoteFile::open(set, rel.to_vec(), size as u64) {
+        Ok(file) => file,
+        Err(_) => panic!("{} did not open", String::from_utf8_lossy(rel)),
+    }
+}
+
 fn read_all(file: &RemoteFile, size: usize, chunk: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while out.len() < size {
@@ -37,13 +45,11 @@ fn a_sequential_read_fetches_few_growing_windows_and_a_seek_starts_small() {
     let origin = Arc::new(ScriptedOrigin::new("one"));
     let bytes = content(20 << 20, 0);
     origin.put(b"a/song.flac", bytes.clone());
-    let file = RemoteFile::open(
+    let file = opened(
         set(&[&origin], Duration::from_secs(5)),
-        b"a/song.flac".to_vec(),
-        bytes.len() as u64,
-    )
-    .ok()
-    .unwrap();
+        b"a/song.flac",
+        bytes.len(),
+    );
     let before = origin.calls();
     assert_eq!(read_all(&file, bytes.len(), 128 << 10), bytes);
     // 256K, 512K, 1M, 2M, 4M, then 8M windows: 20 MiB in 7 fetches, not 160.
@@ -64,13 +70,11 @@ fn a_read_spanning_windows_is_whole_not_short() {
     let origin = Arc::new(ScriptedOrigin::new("one"));
     let bytes = content(6 << 20, 3);
     origin.put(b"x.flac", bytes.clone());
-    let file = RemoteFile::open(
+    let file = opened(
         set(&[&origin], Duration::from_secs(5)),
-        b"x.flac".to_vec(),
-        bytes.len() as u64,
-    )
-    .ok()
-    .unwrap();
+        b"x.flac",
+        bytes.len(),
+    );
     // The kernel's pattern that found it: a sequential start (the next window is then
     // prefetched), and a 1 MiB read from inside that window running past its end.
     file.read(0, 4096).unwrap();
@@ -94,9 +98,7 @@ fn a_hung_primary_fails_over_to_the_mirror_within_the_attempt_timeout() {
     primary.put(b"x.flac", bytes.clone());
     mirror.put(b"x.flac", bytes.clone());
     let set = set(&[&primary, &mirror], Duration::from_millis(200));
-    let file = RemoteFile::open(set.clone(), b"x.flac".to_vec(), bytes.len() as u64)
-        .ok()
-        .unwrap();
+    let file = opened(set.clone(), b"x.flac", bytes.len());
     let head = file.read(0, 4096).unwrap();
     primary.set_fault(Fault::Hang);
     let started = Instant::now();
@@ -152,13 +154,11 @@ fn where_reads_tell_the_size_the_first_read_checks_it_and_open_asks_nothing() {
     origin.set_tells_size(true);
     let bytes = content(600_000, 4);
     origin.put(b"x.flac", bytes.clone());
-    let file = RemoteFile::open(
+    let file = opened(
         set(&[&origin], Duration::from_secs(5)),
-        b"x.flac".to_vec(),
-        bytes.len() as u64,
-    )
-    .ok()
-    .unwrap();
+        b"x.flac",
+        bytes.len(),
+    );
     assert_eq!(origin.calls(), 0, "open made a request");
     assert_eq!(file.read(0, 4096).unwrap(), bytes[..4096]);
     assert_eq!(
@@ -181,9 +181,7 @@ fn a_mirror_whose_read_tells_another_size_is_passed_over_not_failed() {
     primary.put(b"x.flac", content(280_000, 6)); // another version
     mirror.put(b"x.flac", bytes.clone());
     let set = set(&[&primary, &mirror], Duration::from_secs(5));
-    let file = RemoteFile::open(set.clone(), b"x.flac".to_vec(), bytes.len() as u64)
-        .ok()
-        .unwrap();
+    let file = opened(set.clone(), b"x.flac", bytes.len());
     let started = Instant::now();
     assert_eq!(file.read(0, bytes.len()).unwrap(), bytes);
     assert!(started.elapsed() < Duration::from_millis(100), "retried");
@@ -195,9 +193,7 @@ fn a_mirror_whose_read_tells_another_size_is_passed_over_not_failed() {
 
     // Another version everywhere: the read fails at once, nothing is served.
     mirror.put(b"x.flac", content(310_000, 7));
-    let file = RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64)
-        .ok()
-        .unwrap();
+    let file = opened(set, b"x.flac", bytes.len());
     let started = Instant::now();
     assert!(file.read(0, 4096).is_err());
     assert!(started.elapsed() < Duration::from_millis(100), "retried");
@@ -213,13 +209,11 @@ fn a_stat_checked_mirror_serves_a_whole_sequential_read_after_a_disagreeing_one(
     let bytes = content(3 << 20, 8);
     wrong.put(b"x.flac", content((3 << 20) - 1000, 9));
     right.put(b"x.flac", bytes.clone());
-    let file = RemoteFile::open(
+    let file = opened(
         set(&[&wrong, &right], Duration::from_secs(5)),
-        b"x.flac".to_vec(),
-        bytes.len() as u64,
-    )
-    .ok()
-    .unwrap();
+        b"x.flac",
+        bytes.len(),
+    );
     assert_eq!(read_all(&file, bytes.len(), 128 << 10), bytes);
 }
 
@@ -235,9 +229,7 @@ fn a_stream_stalling_mid_file_falls_back_to_the_mirror_with_identical_bytes() {
     primary.put(b"x.flac", bytes.clone());
     mirror.put(b"x.flac", bytes.clone());
     let set = set(&[&primary, &mirror], Duration::from_millis(300));
-    let file = RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64)
-        .ok()
-        .unwrap();
+    let file = opened(set, b"x.flac", bytes.len());
     let mut got = Vec::new();
     while got.len() < 2 << 20 {
         got.extend(file.read(got.len() as u64, 128 << 10).unwrap());
@@ -266,9 +258,7 @@ fn an_origin_back_during_the_retries_serves_the_read() {
     let bytes = content(50_000, 9);
     origin.put(b"x.flac", bytes.clone());
     let set = set(&[&origin], Duration::from_millis(500));
-    let file = RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64)
-        .ok()
-        .unwrap();
+    let file = opened(set, b"x.flac", bytes.len());
     origin.set_fault(Fault::Down);
     let back = {
         let origin = origin.clone();
