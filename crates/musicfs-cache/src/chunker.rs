@@ -4,11 +4,9 @@
 
 use std::io::Read;
 
-use fastcdc::v2020::{Error as CdcError, StreamCDC};
-use xxhash_rust::xxh3::xxh3_64;
-
 use crate::error::{CacheError, Result};
 use crate::store::ChunkHash;
+use fastcdc::v2020::{Error as CdcError, StreamCDC};
 
 /// Chunk sizes: no chunk is smaller than `MIN_CHUNK` (but the last), none larger than
 /// `MAX_CHUNK`, and they average `AVG_CHUNK`.
@@ -24,14 +22,21 @@ pub struct Chunk {
     pub data: Vec<u8>,
 }
 
+impl Chunk {
+    /// The chunk of `data` found at `offset`, named by its content.
+    pub fn new(offset: u64, data: Vec<u8>) -> Chunk {
+        Chunk {
+            offset,
+            hash: ChunkHash::of(&data),
+            data,
+        }
+    }
+}
+
 /// The chunks of `reader`'s bytes, in order; memory stays within one `MAX_CHUNK` buffer.
 pub fn chunks<R: Read>(reader: R) -> impl Iterator<Item = Result<Chunk>> {
     StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|chunk| match chunk {
-        Ok(c) => Ok(Chunk {
-            offset: c.offset,
-            hash: ChunkHash(xxh3_64(&c.data)),
-            data: c.data,
-        }),
+        Ok(c) => Ok(Chunk::new(c.offset, c.data)),
         Err(CdcError::IoError(err)) => Err(CacheError::Read(err)),
         Err(other) => Err(CacheError::Read(std::io::Error::other(format!(
             "{other:?}"
@@ -44,19 +49,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-
-    /// Bytes that look like compressed audio to a chunker: no repeats.
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::test_data::noise;
 
     fn cut(bytes: &[u8]) -> Vec<Chunk> {
         chunks(bytes).collect::<Result<_>>().unwrap()
@@ -71,7 +64,7 @@ mod tests {
             assert_eq!(c.offset, at);
             assert!(c.data.len() <= MAX_CHUNK);
             assert!(c.data.len() >= MIN_CHUNK || i == cut.len() - 1);
-            assert_eq!(c.hash, ChunkHash(xxh3_64(&c.data)));
+            assert_eq!(c.hash, ChunkHash::of(&c.data));
             at += c.data.len() as u64;
         }
         assert_eq!(at, bytes.len() as u64);

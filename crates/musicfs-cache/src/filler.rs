@@ -6,7 +6,6 @@
 use fastcdc::v2020::FastCDC;
 
 use crate::chunker::{AVG_CHUNK, Chunk, MAX_CHUNK, MIN_CHUNK};
-use crate::store::ChunkHash;
 
 pub struct Filler {
     /// File offset of `pending[0]`: always a chunk boundary.
@@ -54,12 +53,10 @@ impl Filler {
             if !is_final {
                 break;
             }
-            let data = rest[..c.length].to_vec();
-            out.push(Chunk {
-                offset: self.start + pos as u64,
-                hash: ChunkHash::of(&data),
-                data,
-            });
+            out.push(Chunk::new(
+                self.start + pos as u64,
+                rest[..c.length].to_vec(),
+            ));
             pos += c.length;
         }
         self.pending.drain(..pos);
@@ -72,18 +69,7 @@ impl Filler {
 mod tests {
     use super::*;
     use crate::chunks;
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    use crate::test_data::noise;
 
     #[test]
     fn pieces_of_any_size_give_the_chunks_of_the_whole() {

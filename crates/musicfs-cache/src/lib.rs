@@ -17,3 +17,19 @@ pub use chunker::{AVG_CHUNK, Chunk, MAX_CHUNK, MIN_CHUNK, chunks};
 pub use error::{CacheError, Result};
 pub use filler::Filler;
 pub use store::{ChunkHash, ChunkStore};
+
+#[cfg(test)]
+mod test_data {
+    /// Bytes that look like compressed audio to a chunker: no repeats (xorshift).
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+}
