@@ -1,6 +1,7 @@
 //! Real servers on loopback for tests and benchmarks: OpenSSH's `sshd` (SFTP, key-only, a
-//! generated host key) and an S3 server (`moto_server`). Each is a child process killed when
-//! dropped. `start` returns `Err(reason)` when the server program is not installed, so the
+//! generated host key) and two S3 servers (`moto_server`, and `s3s-fs`, which checks
+//! signatures). Each is a child process killed by its pid when dropped, or when it does not
+//! come up. `start` returns `Err(reason)` when the server program is not installed, so the
 //! caller can fail (CI) or skip loudly (a laptop).
 
 use std::net::TcpListener;
@@ -28,6 +29,32 @@ fn wait_listening(port: u16, child: &mut Child, what: &str) -> Result<(), String
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(format!("{what} did not listen on port {port} within 20 s"))
+}
+
+/// A server process, killed (by its pid) and reaped when dropped.
+struct ServerProcess(Child);
+
+impl ServerProcess {
+    /// Starts `cmd` with no terminal I/O and waits until it listens on `port`; a process that
+    /// does not come up is killed. `install` says how to get the program.
+    fn start(cmd: &mut Command, port: u16, what: &str, install: &str) -> Result<Self, String> {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{what}: {e} ({install})"))?;
+        let mut process = ServerProcess(child);
+        wait_listening(port, &mut process.0, what)?;
+        Ok(process)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `sshd` serving SFTP (read-only) on 127.0.0.1, accepting one generated key for the current
@@ -195,7 +222,7 @@ impl Drop for SshServer {
 /// `s3s-fs`: an S3 server over a folder (each subfolder a bucket) that checks SigV4
 /// signatures against one access key, so wrong credentials are refused as by AWS.
 pub struct SigningS3Server {
-    child: Child,
+    _process: ServerProcess,
     pub port: u16,
     /// The folder served: `data/<bucket>/<key>`.
     pub data: PathBuf,
@@ -212,28 +239,21 @@ impl SigningS3Server {
     pub fn start(data: &Path, access_key: &str, secret_key: &str) -> Result<Self, String> {
         std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
         let port = free_port();
-        let child = Command::new(Self::program())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", access_key, "--secret-key", secret_key])
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "{}: {e} (cargo install s3s-fs --version 0.14.1 --features binary \
-                     --locked, or set MUSICFS_S3S_FS)",
-                    Self::program()
-                )
-            })?;
-        let mut server = SigningS3Server {
-            child,
+        let process = ServerProcess::start(
+            Command::new(Self::program())
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", access_key, "--secret-key", secret_key])
+                .arg(data),
+            port,
+            &Self::program(),
+            "cargo install s3s-fs --version 0.14.1 --features binary --locked, or set \
+             MUSICFS_S3S_FS",
+        )?;
+        Ok(SigningS3Server {
+            _process: process,
             port,
             data: data.to_owned(),
-        };
-        wait_listening(port, &mut server.child, "s3s-fs")?;
-        Ok(server)
+        })
     }
 
     /// An `s3://` URL of `bucket` on this server.
@@ -242,17 +262,10 @@ impl SigningS3Server {
     }
 }
 
-impl Drop for SigningS3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `moto_server`: an S3 server in memory, speaking HTTP on 127.0.0.1. Accepts any
 /// credentials.
 pub struct S3Server {
-    child: Child,
+    process: ServerProcess,
     pub port: u16,
 }
 
@@ -264,21 +277,13 @@ impl S3Server {
 
     pub fn start() -> Result<S3Server, String> {
         let port = free_port();
-        let child = Command::new(Self::program())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "{}: {e} (pip install 'moto[server]', or set MUSICFS_MOTO_SERVER)",
-                    Self::program()
-                )
-            })?;
-        let mut server = S3Server { child, port };
-        wait_listening(port, &mut server.child, "moto_server")?;
-        Ok(server)
+        let process = ServerProcess::start(
+            Command::new(Self::program()).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            port,
+            &Self::program(),
+            "pip install 'moto[server]', or set MUSICFS_MOTO_SERVER",
+        )?;
+        Ok(S3Server { process, port })
     }
 
     pub fn endpoint(&self) -> String {
@@ -302,7 +307,7 @@ impl S3Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.0.id()
     }
 
     /// Creates `bucket` and uploads every file under `dir` to `prefix/<relative path>`.
@@ -386,11 +391,4 @@ fn create_bucket(endpoint: &str, bucket: &str) -> anyhow::Result<()> {
         answer.lines().next().unwrap_or("")
     );
     Ok(())
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
