@@ -225,6 +225,37 @@ def timed_first_byte(path):
     return time.perf_counter() - t
 
 
+def mounted_reads(bins, db, mnt, files):
+    """Mounts `db` at `mnt` and reads through it: the first byte of the first `files` files
+    (page cache dropped before each), then the biggest file whole. Returns (first-byte
+    seconds, sequential MB/s)."""
+    mnt.mkdir(exist_ok=True)
+    proc = subprocess.Popen([str(bins / "musicfs"), "mount", "--quiet", "--db", str(db), str(mnt)],
+                            env=dict(os.environ, **SECRET), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(1000):
+            if os.path.ismount(mnt):
+                break
+            time.sleep(0.01)
+        paths = sorted(str(Path(d) / f) for d, _, fs in os.walk(mnt) for f in fs
+                       if ".search" not in d)
+        first = []
+        for p in paths[:files]:
+            drop_caches()
+            first.append(timed_first_byte(p))
+        target = max(paths, key=lambda p: os.stat(p).st_size)
+        size = os.stat(target).st_size
+        drop_caches()
+        t = time.perf_counter()
+        with open(target, "rb") as f:
+            while f.read(1 << 20):
+                pass
+        return first, size / (time.perf_counter() - t) / 1e6
+    finally:
+        unmount(proc, mnt)
+
+
 def bench_read(srv, bins, work, big, bucket, rtt, files):
     """First byte and sequential read through the mount vs plain clients, at `rtt`."""
     out = {}
@@ -241,29 +272,7 @@ def bench_read(srv, bins, work, big, bucket, rtt, files):
     for kind, url in (("s3", srv.s3_url(s3_port, bucket)), ("sftp", srv.sftp_url(ssh_port, big))):
         db = work / f"read-{kind}.db"
         scan(bins, db, url)
-        mnt = work / f"mnt-{kind}"
-        mnt.mkdir(exist_ok=True)
-        env = dict(os.environ, **SECRET)
-        proc = subprocess.Popen([str(bins / "musicfs"), "mount", "--quiet", "--db", str(db), str(mnt)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(1000):
-            if os.path.ismount(mnt):
-                break
-            time.sleep(0.01)
-        paths = sorted(str(Path(d) / f) for d, _, fs in os.walk(mnt) for f in fs
-                       if ".search" not in d)
-        first = []
-        for p in paths[:files]:
-            drop_caches()
-            first.append(timed_first_byte(p))
-        target = max(paths, key=lambda p: os.stat(p).st_size)
-        drop_caches()
-        t = time.perf_counter()
-        with open(target, "rb") as f:
-            while f.read(1 << 20):
-                pass
-        seq = size / (time.perf_counter() - t) / 1e6
-        unmount(proc, mnt)
+        first, seq = mounted_reads(bins, db, work / f"mnt-{kind}", files)
         plain_first, plain_seq = [], None
         if kind == "s3":
             for n in names[:files]:
@@ -332,28 +341,7 @@ def bench_read_s3s(bins, work, big, rtt, s3s_bin, files):
         plain_seq = size / (time.perf_counter() - t) / 1e6
         db = work / "read-s3s.db"
         scan(bins, db, f"s3://lib-big?endpoint=http://127.0.0.1:{pport}")
-        mnt = work / "mnt-s3s"
-        mnt.mkdir(exist_ok=True)
-        proc = subprocess.Popen([str(bins / "musicfs"), "mount", "--quiet", "--db", str(db), str(mnt)],
-                                env=dict(os.environ, **SECRET), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        for _ in range(1000):
-            if os.path.ismount(mnt):
-                break
-            time.sleep(0.01)
-        paths = sorted(str(Path(d) / f) for d, _, fs in os.walk(mnt) for f in fs if ".search" not in d)
-        first = []
-        for p in paths[:files]:
-            drop_caches()
-            first.append(timed_first_byte(p))
-        target = max(paths, key=lambda p: os.stat(p).st_size)
-        drop_caches()
-        t = time.perf_counter()
-        with open(target, "rb") as f:
-            while f.read(1 << 20):
-                pass
-        seq = size / (time.perf_counter() - t) / 1e6
-        unmount(proc, mnt)
+        first, seq = mounted_reads(bins, db, work / "mnt-s3s", files)
         out = {"first_byte_ms_p50": statistics.median(first) * 1e3,
                "first_byte_ms_max": max(first) * 1e3,
                "plain_first_byte_ms_p50": statistics.median(plain_first) * 1e3,
