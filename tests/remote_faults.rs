@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use musicfs_origin::OriginUrl;
 use musicfs_scan::ScanConfig;
-use musicfs_tests::{aws_credentials, files_below, s3_server};
+use musicfs_tests::{aws_credentials, file_count, files_below, s3_server, try_file_count};
 use musicfs_tools::proxy::FaultProxy;
 
 fn library(dir: &Path, n: usize) -> PathBuf {
@@ -30,18 +30,6 @@ fn remote_cfg(db: &Path, url: &str) -> ScanConfig {
     cfg
 }
 
-fn count_files(db: &Path) -> u64 {
-    try_count_files(db).unwrap()
-}
-
-/// An error while the scan is still creating the DB (the file exists before its tables do);
-/// never creates the file itself.
-fn try_count_files(db: &Path) -> rusqlite::Result<u64> {
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?
-        .query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-}
-
 /// Scans `url` into `db` (4 files in flight, a commit every 50 ms) and cuts the network
 /// through `proxy` once 20 files are committed: a black hole, and with `reset` every
 /// connection reset too (without, the server just goes silent). Returns the scan's outcome
@@ -60,7 +48,7 @@ fn scan_cut_off(
     cfg.batch_time = Duration::from_millis(50);
     let scan = std::thread::spawn(move || musicfs_scan::scan(&cfg));
     let started = Instant::now();
-    while try_count_files(db).unwrap_or(0) < 20 {
+    while try_file_count(db).unwrap_or(0) < 20 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the scan made no progress"
@@ -86,7 +74,7 @@ fn resumes(db: &Path, url: &str, proxy: &FaultProxy, kept: u64, total: u64) {
     assert_eq!(summary.added + summary.changed, total - kept, "{summary:?}");
     assert_eq!(summary.removed, 0);
     assert_eq!(summary.errors, 0);
-    assert_eq!(count_files(db), total);
+    assert_eq!(file_count(db), total);
 }
 
 #[test]
@@ -169,7 +157,7 @@ fn a_scan_cut_off_by_the_network_keeps_what_it_read_and_the_next_one_resumes() {
     let url = format!("{}&timeout_ms=1500", s3.url_via("music", "", proxy.port));
     let db = dir.path().join("s3.db");
     let (outcome, _) = scan_cut_off(&db, &url, &proxy, true);
-    let kept = count_files(&db);
+    let kept = file_count(&db);
     assert!(kept >= 20 && kept < uploaded, "kept {kept} of {uploaded}");
     let err = outcome.expect_err("a scan that lost its origin must say so");
     assert!(err.to_string().contains("stopped answering"), "{err}");
@@ -187,7 +175,7 @@ fn a_silent_server_stops_the_scan_soon(db: &Path, url: &str, proxy: &FaultProxy,
         gave_up < Duration::from_secs(6),
         "the scan took {gave_up:?} to give up on a silent server"
     );
-    let kept = count_files(db);
+    let kept = file_count(db);
     assert!(kept >= 20 && kept < total, "kept {kept} of {total}");
     let err = outcome.expect_err("a scan that lost its origin must say so");
     assert!(err.to_string().contains("stopped answering"), "{err}");

@@ -275,6 +275,19 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Files in the DB at `db`, read without creating the file: an error while a scan is still
+/// creating it (the file exists before its tables do), so a poller can wait for it.
+pub fn try_file_count(db: &Path) -> rusqlite::Result<u64> {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
+        .query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+}
+
+/// [`try_file_count`] of a DB that must be there.
+pub fn file_count(db: &Path) -> u64 {
+    try_file_count(db).unwrap_or_else(|e| panic!("{}: {e}", db.display()))
+}
+
 /// Starts sshd serving SFTP, or reports the missing prerequisite (a failure in CI).
 pub fn ssh_server(dir: &Path) -> Option<musicfs_tools::servers::SshServer> {
     ssh_server_with(dir, "")
