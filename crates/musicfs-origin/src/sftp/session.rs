@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ssh2::{ErrorCode, Session, Sftp};
 
@@ -19,8 +19,8 @@ pub(super) struct Conn {
 }
 
 /// libssh2's "would block" and "end of the listing" codes.
-pub(super) const LIBSSH2_ERROR_EAGAIN: i32 = -37;
-pub(super) const LIBSSH2_ERROR_FILE: i32 = -16;
+const LIBSSH2_ERROR_EAGAIN: i32 = -37;
+const LIBSSH2_ERROR_FILE: i32 = -16;
 
 impl Conn {
     /// Drops a session that failed on the network. Freeing a libssh2 session sends on it
@@ -96,7 +96,7 @@ pub(super) struct Pool {
     /// Sessions being set up.
     pub(super) logging_in: usize,
     /// After a refused login the pool stays as it is for a while.
-    pub(super) hold_until: Option<std::time::Instant>,
+    pub(super) hold_until: Option<Instant>,
 }
 
 /// The session pool, shared by the origin and its open files (which hold a session each).
@@ -113,12 +113,12 @@ pub(super) struct Sessions {
 
 /// Sessions set up at once. sshd drops unauthenticated connections beyond `MaxStartups`
 /// (10 by default, at random from there): a burst of logins would be refused.
-pub(super) const CONCURRENT_LOGINS: usize = 6;
+const CONCURRENT_LOGINS: usize = 6;
 /// A caller that waited this long for a free session starts a new one.
-pub(super) const GROW_AFTER: Duration = Duration::from_millis(30);
+const GROW_AFTER: Duration = Duration::from_millis(30);
 
 /// How long the pool stops growing after a login was refused.
-pub(super) const HOLD_AFTER_REFUSAL: Duration = Duration::from_secs(2);
+const HOLD_AFTER_REFUSAL: Duration = Duration::from_secs(2);
 
 /// What [`Sessions::take`] found.
 pub(super) enum Taken {
@@ -140,14 +140,12 @@ impl Sessions {
                 && pool.logging_in < CONCURRENT_LOGINS
                 && (busy == 0
                     || (waited >= GROW_AFTER
-                        && pool
-                            .hold_until
-                            .is_none_or(|t| t <= std::time::Instant::now())))
+                        && pool.hold_until.is_none_or(|t| t <= Instant::now())))
             {
                 pool.logging_in += 1;
                 return Taken::LogIn;
             }
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             pool = self
                 .freed
                 .wait_timeout(
@@ -171,7 +169,7 @@ impl Sessions {
         if ok {
             pool.open += 1;
         } else {
-            pool.hold_until = Some(std::time::Instant::now() + HOLD_AFTER_REFUSAL);
+            pool.hold_until = Some(Instant::now() + HOLD_AFTER_REFUSAL);
         }
         let others = pool.open + pool.logging_in > 0;
         drop(pool);
