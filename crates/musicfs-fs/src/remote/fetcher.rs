@@ -106,12 +106,8 @@ impl Fetcher {
         let meta = self.set.stat_on(i, &self.rel)?;
         let agrees = meta.size == self.size;
         if !agrees {
-            tracing::warn!(
-                "{}: {} bytes there, {} in the DB: not read from that mirror",
-                self.set.mirrors[i].origin.url().locate(&self.rel),
-                meta.size,
-                self.size
-            );
+            let path = self.set.mirrors[i].origin.url().locate(&self.rel);
+            warn_other_size(&path, meta.size, self.size);
         }
         self.agrees.lock().unwrap()[i] = Some(agrees);
         Ok(agrees)
@@ -132,10 +128,7 @@ impl Fetcher {
                     agrees.lock().unwrap()[i] = Some(size == expected);
                     if size != expected {
                         let path = o.url().locate(&rel);
-                        tracing::warn!(
-                            "{path}: {size} bytes there, {expected} in the DB: not read from \
-                             that mirror"
-                        );
+                        warn_other_size(&path, size, expected);
                         return Err(musicfs_origin::OriginError::Changed {
                             origin: o.url().to_string(),
                             path,
@@ -148,4 +141,9 @@ impl Fetcher {
             .map_err(musicfs_origin::OriginError::into_io)?;
         Ok(data)
     }
+}
+
+/// A mirror's copy of `path` is another version than the DB's: said once per open file.
+fn warn_other_size(path: &str, there: u64, db: u64) {
+    tracing::warn!("{path}: {there} bytes there, {db} in the DB: not read from that mirror");
 }
