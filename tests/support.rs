@@ -368,3 +368,35 @@ pub fn another_host_key(path: &Path) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// A keyable library of FLAC and MP3 files, each grown to about `bytes` with bytes that do
+/// not repeat (as compressed audio does not): a cache test counts chunks and bytes, and the
+/// zero frames of [`musicfs_tools::pad_audio`] would be stored once per file.
+pub fn incompressible_library(
+    root: &Path,
+    n: usize,
+    seed: u64,
+    bytes: usize,
+) -> Vec<GeneratedFile> {
+    use std::io::Write;
+    let formats = [musicfs_tools::Format::Flac, musicfs_tools::Format::Mp3];
+    let files = keyable_library(root, n, seed, &formats);
+    let mut x = seed | 1;
+    for f in &files {
+        let len = std::fs::metadata(&f.path).unwrap().len() as usize;
+        let noise: Vec<u8> = (len..bytes.max(len))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&f.path)
+            .unwrap();
+        file.write_all(&noise).unwrap();
+    }
+    files
+}

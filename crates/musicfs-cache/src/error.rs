@@ -11,6 +11,8 @@ pub enum CacheError {
     },
     #[error("reading the content to chunk: {0}")]
     Read(std::io::Error),
+    #[error("content cache index: {0}")]
+    Db(#[source] musicfs_db::DbError),
 }
 
 impl CacheError {

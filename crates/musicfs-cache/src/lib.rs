@@ -4,17 +4,28 @@
 //! their content, hence their names, so a changed file is fetched again in part, and the same
 //! bytes at two paths or on two origins are stored once.
 //!
-//! This crate owns the chunk files only: cutting, storing, and verifying on every read (a
-//! chunk whose bytes no longer hash to its name is removed and reported as missing, never
-//! served). Which file is made of which chunks is the DB's business (the `chunks` table).
+//! - [`ChunkStore`]: the chunk files, verified on every read (a chunk whose bytes no longer
+//!   hash to its name is removed and reported missing, never served).
+//! - [`Cache`]: a store with its index writer thread (rows in the library DB, through
+//!   `musicfs_db::cache_index`), eviction under a cap, open files pinned, counters.
+//! - [`FileCache`]: one open file: reads served from its chunks, fetched bytes cut into new
+//!   ones.
 
+mod admin;
+mod cache;
 mod chunker;
 mod error;
+mod evict;
+mod file;
 mod filler;
 mod store;
+mod writer;
 
+pub use admin::{CacheStats, clear, stats};
+pub use cache::{Cache, CacheConfig};
 pub use chunker::{AVG_CHUNK, Chunk, MAX_CHUNK, MIN_CHUNK, chunks};
 pub use error::{CacheError, Result};
+pub use file::{FileCache, Miss};
 pub use filler::Filler;
 pub use store::{ChunkHash, ChunkStore};
 

@@ -13,6 +13,8 @@
 //! url = "s3://music-backup/music"
 //! mirror_of = "/mnt/nas/music"           # same files, same relative paths
 //! priority = 2                           # lower is preferred (default 1)
+//! cache = true                           # on a library entry: read through the content
+//!                                        # cache (default: remote yes, local no)
 //! ```
 //!
 //! No credential ever goes here: SFTP keys come from `~/.ssh` or ssh-agent, S3 keys from the
@@ -43,6 +45,8 @@ pub struct OriginEntry {
     /// The library this one is a copy of (its `url`).
     pub mirror_of: Option<String>,
     pub priority: Option<u32>,
+    /// Whether this library's files go through the content cache.
+    pub cache: Option<bool>,
 }
 
 impl ConfigFile {
@@ -82,6 +86,22 @@ impl ConfigFile {
             .filter(|o| o.mirror_of.is_none())
             .map(|o| PathBuf::from(&o.url))
             .collect()
+    }
+
+    /// Libraries whose `cache` is set, by root as the DB stores it.
+    pub fn cache_origins(&self) -> anyhow::Result<std::collections::HashMap<String, bool>> {
+        let mut out = std::collections::HashMap::new();
+        for entry in &self.origins {
+            if let Some(cache) = entry.cache {
+                anyhow::ensure!(
+                    entry.mirror_of.is_none(),
+                    "origin {:?}: `cache` is set on the library's entry, not a mirror's",
+                    entry.url
+                );
+                out.insert(stored_root(&entry.url)?, cache);
+            }
+        }
+        Ok(out)
     }
 
     /// Mirrors for the mount, keyed by their library's root as the DB stores it.

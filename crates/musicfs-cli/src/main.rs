@@ -48,6 +48,9 @@ enum Command {
         #[arg(long, env = "MUSICFS_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The content cache of remote files: `stats`, `clear`, `warm QUERY` (docs/cache.md).
+    #[command(subcommand)]
+    Cache(musicfs_cli::cache_cli::CacheCommand),
     /// Counts of files, entries, errors, and the layout in use.
     Stats {
         #[arg(long, env = "MUSICFS_DB")]
@@ -98,6 +101,11 @@ struct MountArgs {
     /// with mirrors, docs/origins.md).
     #[arg(long, default_value_t = 5.0)]
     failover_after: f64,
+    #[command(flatten)]
+    cache: musicfs_cli::cache_cli::CacheOptions,
+    /// No content cache: remote files are fetched at every play, nothing is kept.
+    #[arg(long)]
+    no_cache: bool,
     /// With MUSIC_DIR: seconds between delta rescans of a remote origin (or of a local folder
     /// that cannot be watched). Local folders are kept current by change notifications.
     #[arg(long, default_value_t = 300.0)]
@@ -117,6 +125,10 @@ fn main() -> ExitCode {
         Command::Scan(args) => musicfs_cli::scan_cli::main_with(args),
         Command::Check { db } => report(check(db)),
         Command::Stats { db } => report(stats(db)),
+        Command::Cache(command) => {
+            musicfs_cli::scan_cli::init_logging(false, 0);
+            report(musicfs_cli::cache_cli::run(command))
+        }
         Command::Origins { db, config } => report(origins(db, config)),
         Command::Search {
             query,
@@ -204,11 +216,7 @@ fn search(query: &str, db: Option<PathBuf>, limit: usize, json: bool) -> anyhow:
         .or_else(musicfs_db::default_db_path)
         .context("no --db given and no default location")?;
     let conn = open(db)?;
-    let dir = musicfs_db::queries::setting(&conn, musicfs_search::SETTING_DIR)?
-        .map(PathBuf::from)
-        .unwrap_or_else(|| musicfs_search::default_dir(&db_path));
-    let (index, reader) = musicfs_search::SearchIndex::open_with_reader(&dir)?;
-    let ids = index.search(&reader, query, limit)?;
+    let ids = musicfs_cli::search_ids(&conn, &db_path, query, limit)?;
     let mut out = std::io::stdout().lock();
     for id in &ids {
         let Some(r) = musicfs_db::search_rows::search_record(&conn, *id)? else {
@@ -340,6 +348,8 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
     cfg.io_timeout = std::time::Duration::from_secs_f64(args.io_timeout.max(0.001));
     cfg.readdirplus = args.readdirplus;
     cfg.mirrors = file.mirrors()?;
+    cfg.cache = (!args.no_cache).then(|| args.cache.config());
+    cfg.cache_origins = file.cache_origins()?;
     cfg.mirror_attempt_timeout = std::time::Duration::from_secs_f64(args.failover_after.max(0.01));
     let mounted = musicfs_fs::mount(cfg)?;
     eprintln!(

@@ -4,9 +4,12 @@
 //!   newer DBs.
 //! - [`ReadPool`]: read-only WAL connections for the mount and the scanner's comparisons.
 //! - [`queries`]: every read query, as prepared cached statements.
-//! - [`Writer`]: the only code that changes rows; keeps files, entries and dirs consistent in
-//!   each transaction.
+//! - [`Writer`]: the only code that changes library rows; keeps files, entries and dirs
+//!   consistent in each transaction.
+//! - [`cache_index`]: the content cache's rows (which file is made of which chunks), read on
+//!   any connection and changed by [`cache_index::CacheIndex`] in short transactions.
 
+pub mod cache_index;
 mod check;
 mod error;
 mod pathbytes;

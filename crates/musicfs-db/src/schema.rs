@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/007_file_identity.sql"),
     include_str!("../../../sql/008_album_groups.sql"),
     include_str!("../../../sql/009_remote_origins.sql"),
+    include_str!("../../../sql/010_content_cache.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -85,6 +85,37 @@ fn hot_queries_use_indexes() {
     );
 }
 
+/// The content cache's queries: per-file reads are key searches; eviction's "least recently
+/// read first" and "unused chunks" walk their own index from its start, under a LIMIT.
+#[test]
+fn cache_queries_use_indexes() {
+    use musicfs_db::cache_index as q;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::open(&dir.path().join("m.db")).unwrap();
+    let c = writer.conn();
+    assert_indexed(c, "cached file", q::CACHED_FILE, 1);
+    assert_indexed(c, "file chunks", q::FILE_CHUNKS, 2);
+    assert_indexed(c, "file version", q::FILE_VERSION, 1);
+    assert_indexed(c, "chunk refs", q::CHUNK_REFS, 1);
+    for (name, sql, index) in [
+        ("least recent", q::LEAST_RECENT, "cached_files_by_access"),
+        ("unused chunks", q::UNUSED_CHUNKS, "chunk_refs_unused"),
+    ] {
+        let lines = plan(c, sql, 1).join(" | ");
+        assert!(
+            lines.contains(&format!("INDEX {index}")) && !lines.contains("TEMP B-TREE"),
+            "{name}: {lines}"
+        );
+    }
+    // A chunk's users, for eviction and `sqlite3` questions ("what is shared").
+    assert_indexed(
+        c,
+        "chunks by hash",
+        "SELECT file_id FROM chunks WHERE hash = ?1",
+        1,
+    );
+}
+
 #[test]
 fn the_guard_catches_a_scan() {
     let dir = tempfile::tempdir().unwrap();

@@ -56,6 +56,8 @@ pub enum FsError {
     NoSearchIndex(String),
     #[error("search: {0}")]
     Search(String),
+    #[error("content cache: {0}")]
+    Cache(#[from] musicfs_cache::CacheError),
 }
 
 impl FsError {

@@ -129,7 +129,7 @@ pub(crate) enum Content {
     /// A file of a local origin (or of a network filesystem mounted by the OS).
     Local(File),
     /// A file of a remote origin, read in ranges.
-    Remote(crate::remote::RemoteFile),
+    Remote(Box<crate::remote::RemoteFile>),
 }
 
 /// An open backing file, with what its reads need to answer and to say what went wrong.
@@ -168,7 +168,7 @@ impl BackingFile {
         BackingFile {
             pid,
             on_network_fs: true,
-            content: Content::Remote(file),
+            content: Content::Remote(Box::new(file)),
             size,
             path,
             nowait_unsupported: AtomicBool::new(true),

@@ -1,5 +1,6 @@
 //! Mounting: checks, the FUSE session, the watcher, and a clean unmount on SIGINT/SIGTERM.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -57,6 +58,12 @@ pub struct MountConfig {
     pub mirror_attempt_timeout: Duration,
     /// How often every remote or mirrored origin is checked (healthy, degraded, unhealthy).
     pub health_interval: Duration,
+    /// The content cache (None: off, the default here; the `musicfs` command turns it on).
+    /// Its rows go in the DB, so a DB the mount cannot write runs without it (said once).
+    pub cache: Option<musicfs_cache::CacheConfig>,
+    /// Origins (root as stored: a path or URL) whose files go through the cache or not; the
+    /// others: remote ones do, local ones do not.
+    pub cache_origins: HashMap<String, bool>,
     pub pool: PoolOptions,
 }
 
@@ -86,6 +93,8 @@ impl MountConfig {
             mirrors: Vec::new(),
             mirror_attempt_timeout: Duration::from_secs(5),
             health_interval: Duration::from_secs(30),
+            cache: None,
+            cache_origins: HashMap::new(),
             // No mmap: touched pages of a mapped DB count in RSS, and a walk over a 10M-track
             // DB touched 2 GiB of them. SQLite's own cache is bounded; the cost is ~3 µs per
             // query against 100+ µs per FUSE round trip.
@@ -108,6 +117,8 @@ pub struct Mounted {
     mountpoint: PathBuf,
     /// This instance unmounted or detached its mount already.
     unmounted: bool,
+    /// Closed after the session: its last counters and access times are written.
+    cache: Option<musicfs_cache::Cache>,
 }
 
 /// Mounts the DB's tree at the mountpoint and returns at once; requests are served by
@@ -132,6 +143,14 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
     if is_mount_point(&mountpoint) {
         return Err(FsError::Busy { path: mountpoint });
     }
+    // The cache before the pool: opening its writer brings an older DB's schema up to date.
+    let cache = cfg.cache.clone().and_then(|config| {
+        musicfs_cache::Cache::open(&cfg.db, config)
+            .inspect_err(|err| {
+                tracing::warn!("content cache off: {err}");
+            })
+            .ok()
+    });
     let vm_kilosteps = Arc::new(AtomicU64::new(0));
     let mut pool_options = cfg.pool.clone();
     pool_options.max_size = pool_options.max_size.max(cfg.threads as u32 + 1);
@@ -161,9 +180,11 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
             .then(|| crate::search::SearchFolder::new(pool.clone(), cfg.db.clone())),
         remotes: Arc::new(crate::remote::RemoteOrigins::new(
             cfg.mirrors.clone(),
+            cfg.cache_origins.clone(),
             cfg.mirror_attempt_timeout,
             cfg.health_interval,
         )),
+        cache: cache.clone(),
     };
     crate::remote::warm_up(fs.remotes.clone(), pool.clone());
 
@@ -217,6 +238,7 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
         vm_kilosteps,
         mountpoint,
         unmounted: false,
+        cache,
     })
 }
 
@@ -228,6 +250,13 @@ impl Mounted {
     /// SQLite VM instructions run by this mount's queries, in thousands (a work counter).
     pub fn vm_kilosteps(&self) -> u64 {
         self.vm_kilosteps.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the chunks fetched so far are in the content cache (tests, benchmarks).
+    pub fn flush_cache(&self) {
+        if let Some(cache) = &self.cache {
+            cache.flush();
+        }
     }
 
     /// Files currently open through the mount.
@@ -351,6 +380,9 @@ impl Mounted {
     /// mountpoint by path. By then this mount is gone (unmounted or detached), and the path
     /// may hold a newer mount, another instance's, which must not be touched.
     fn forget_session(&mut self) {
+        if let Some(cache) = self.cache.take() {
+            cache.close();
+        }
         if let Some(session) = self.session.take() {
             if session.guard.is_finished() {
                 std::mem::forget(session);

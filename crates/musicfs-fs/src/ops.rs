@@ -39,6 +39,8 @@ pub(crate) struct MusicFs {
     pub search: Option<crate::search::SearchFolder>,
     /// Remote origins (SFTP, S3), opened when a file of theirs is first opened.
     pub remotes: Arc<crate::remote::RemoteOrigins>,
+    /// The content cache (None: disabled, or the DB is not writable).
+    pub cache: Option<musicfs_cache::Cache>,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, FsError>;
@@ -167,11 +169,13 @@ impl MusicFs {
             queries::backing_path(&conn, file_id)?.ok_or(FsError::NotFound)?
         };
         Ok(OpenJob {
+            file_id,
             size: node.size,
             path: PathBuf::from(OsStr::from_bytes(&backing.absolute())),
             backing,
             pool: self.pool.clone(),
             remotes: self.remotes.clone(),
+            cache: self.cache.clone(),
         })
     }
 
@@ -196,12 +200,14 @@ pub(crate) fn log_error(op: &str, err: &FsError) {
 
 /// An open, prepared from the DB on the FUSE thread, done on a blocking thread.
 pub(crate) struct OpenJob {
+    file_id: i64,
     /// The size the DB knows.
     pub size: u64,
     pub path: PathBuf,
     backing: queries::BackingPath,
     pool: ReadPool,
     remotes: Arc<crate::remote::RemoteOrigins>,
+    cache: Option<musicfs_cache::Cache>,
 }
 
 impl OpenJob {
@@ -257,7 +263,8 @@ impl OpenJob {
                 path: self.path.clone(),
                 source: e.into_io(),
             })?;
-        match crate::remote::RemoteFile::open(set, self.backing.rel, self.size) {
+        let cached = self.file_cache();
+        match crate::remote::RemoteFile::open(set, self.backing.rel, self.size, cached) {
             Ok(file) => Ok(BackingFile::remote(file, self.size, self.path, pid)),
             Err(crate::remote::OpenFailure::Changed(disk)) => Err(FsError::Changed {
                 path: self.path,
@@ -269,6 +276,33 @@ impl OpenJob {
                 source: err.into_io(),
             }),
         }
+    }
+}
+
+impl OpenJob {
+    /// The cache's view of this file, where its origin is cached. A cache that cannot be read
+    /// is passed over (the file is read from its origin), never an error.
+    fn file_cache(&self) -> Option<musicfs_cache::FileCache> {
+        let cache = self.cache.as_ref()?;
+        if !self.remotes.caches(&self.backing.root, &self.backing.kind) {
+            return None;
+        }
+        let opened = (|| {
+            let conn = self.pool.get()?;
+            let Some(version) = musicfs_db::cache_index::file_version(&conn, self.file_id)? else {
+                return Ok(None);
+            };
+            if version.size != self.size {
+                return Ok(None); // the scanner changed it since the lookup: not this version
+            }
+            musicfs_cache::FileCache::open(cache, &conn, self.file_id, version)
+                .map(Some)
+                .map_err(FsError::from)
+        })();
+        opened.unwrap_or_else(|err: FsError| {
+            tracing::warn!("{}: content cache not used: {err}", self.path.display());
+            None
+        })
     }
 }
 

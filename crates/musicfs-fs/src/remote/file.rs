@@ -28,6 +28,9 @@ struct Ahead {
 pub(crate) struct RemoteFile {
     fetcher: Arc<Fetcher>,
     window: Mutex<Window>,
+    /// The content cache's view of this file, where its origin is cached: reads it holds are
+    /// served from it, and fetched bytes that continue its chunks are cut into new ones.
+    cache: Option<Mutex<musicfs_cache::FileCache>>,
 }
 
 /// Why a remote file could not be opened.
@@ -40,11 +43,14 @@ pub(crate) enum OpenFailure {
 impl RemoteFile {
     /// Opens `rel` of `set`: finds a mirror whose copy has `size` bytes (one stat round trip
     /// on a healthy primary; none where the primary's reads tell the size, as S3's do: the
-    /// first read checks it, and a changed file fails that read instead of the open).
+    /// first read checks it, and a changed file fails that read instead of the open). A file
+    /// the cache holds bytes of opens without asking any origin (offline play): its reads
+    /// past the cached bytes check the mirror when they fetch.
     pub(crate) fn open(
         set: Arc<MirrorSet>,
         rel: Vec<u8>,
         size: u64,
+        cache: Option<musicfs_cache::FileCache>,
     ) -> Result<RemoteFile, OpenFailure> {
         let fetcher = Arc::new(Fetcher {
             agrees: Arc::new(Mutex::new(vec![None; set.mirrors.len()])),
@@ -53,7 +59,11 @@ impl RemoteFile {
             rel: rel.into(),
             size,
         });
-        let opened = fetcher.set.call(&|i| fetcher.usable(i), |_, _| Ok(()));
+        let held = cache.as_ref().is_some_and(|c| c.cached() > 0);
+        let opened = match held {
+            true => Ok((0, ())),
+            false => fetcher.set.call(&|i| fetcher.usable(i), |_, _| Ok(())),
+        };
         if let Err(err) = opened {
             let other = fetcher.agrees.lock().unwrap().contains(&Some(false));
             let changed = matches!(err, musicfs_origin::OriginError::Changed { .. });
@@ -74,6 +84,7 @@ impl RemoteFile {
                 next: FIRST_WINDOW,
                 ahead: None,
             }),
+            cache: cache.map(Mutex::new),
         })
     }
 
@@ -102,13 +113,26 @@ impl RemoteFile {
         Ok(out)
     }
 
-    /// Up to `wanted` bytes at `offset` from one window (at least one byte unless at the end).
+    /// Up to `wanted` bytes at `offset` from the cache or one window (at least one byte
+    /// unless at the end).
     fn read_part(&self, offset: u64, wanted: usize) -> std::io::Result<Vec<u8>> {
         let mut window = self.window.lock().unwrap();
         let mut buf = Vec::new();
         if copy_from(&window, offset, wanted, &mut buf) {
             return Ok(buf);
         }
+        // From the cache; else fetch, from where the cached chunks end if that is a little
+        // before `offset` (so the file keeps filling in), and serve from the window.
+        let (offset, skip) = match self
+            .cache
+            .as_ref()
+            .map(|c| c.lock().unwrap().read(offset, wanted))
+        {
+            Some(Ok(data)) => return Ok(data),
+            Some(Err(miss)) => (miss.fetch_from, (offset - miss.fetch_from) as usize),
+            None => (offset, 0),
+        };
+        let wanted = wanted + skip;
         let size = self.fetcher.size;
         let mut prefetched = None;
         if let Some(ahead) = window.ahead.take()
@@ -144,6 +168,9 @@ impl RemoteFile {
         };
         window.start = start;
         window.data = data;
+        if let Some(cache) = &self.cache {
+            cache.lock().unwrap().offer(window.start, &window.data);
+        }
         let next_start = start + window.data.len() as u64;
         if sequential && next_start < size {
             let len = window.next.min((size - next_start) as usize);
@@ -163,11 +190,11 @@ impl RemoteFile {
                 });
             }
         }
-        if copy_from(&window, offset, wanted, &mut buf) {
+        if copy_from(&window, offset + skip as u64, wanted - skip, &mut buf) {
             return Ok(buf);
         }
         // Short: the end of the file (or the file shrank on the origin).
-        let from = offset.saturating_sub(window.start) as usize;
+        let from = (offset + skip as u64).saturating_sub(window.start) as usize;
         Ok(window.data.get(from..).unwrap_or_default().to_vec())
     }
 }

@@ -23,6 +23,9 @@ pub struct MirrorConfig {
 /// (credentials from the environment, never from the DB), with a periodic health check.
 pub(crate) struct RemoteOrigins {
     config: Vec<MirrorConfig>,
+    /// Per origin root (as stored): read through the content cache or not. Unlisted: remote
+    /// origins are, local ones are not (their bytes are on a disk already).
+    cache_policy: HashMap<String, bool>,
     attempt_timeout: Duration,
     health_interval: Duration,
     open: Mutex<HashMap<i64, Arc<MirrorSet>>>,
@@ -32,11 +35,13 @@ pub(crate) struct RemoteOrigins {
 impl RemoteOrigins {
     pub(crate) fn new(
         config: Vec<MirrorConfig>,
+        cache_policy: HashMap<String, bool>,
         attempt_timeout: Duration,
         health_interval: Duration,
     ) -> RemoteOrigins {
         RemoteOrigins {
             config,
+            cache_policy,
             attempt_timeout,
             health_interval,
             open: Mutex::default(),
@@ -46,9 +51,20 @@ impl RemoteOrigins {
 
     /// Whether files of the origin `root` of `kind` are read through here (remote, or local
     /// with mirrors: a dead primary must be able to fail over, which kernel passthrough and
-    /// direct reads cannot).
+    /// direct reads cannot; or local and cached, as a NAS over NFS may be).
     pub(crate) fn serves(&self, root: &[u8], kind: &str) -> bool {
-        kind != "local" || self.config.iter().any(|m| m.of.as_bytes() == root)
+        kind != "local"
+            || self.config.iter().any(|m| m.of.as_bytes() == root)
+            || self.caches(root, kind)
+    }
+
+    /// Whether files of the origin `root` of `kind` go through the content cache.
+    pub(crate) fn caches(&self, root: &[u8], kind: &str) -> bool {
+        let root = String::from_utf8_lossy(root);
+        match self.cache_policy.get(root.as_ref()) {
+            Some(&cached) => cached,
+            None => kind != "local",
+        }
     }
 
     pub(crate) fn get(

@@ -1,0 +1,207 @@
+//! The cache a mount (or `musicfs cache warm`) holds: the chunk store, the thread that writes
+//! the index, which files are open (never evicted), and the counters `cache stats` shows.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use musicfs_db::cache_index::{CacheCounters, CacheIndex, FileVersion};
+
+use crate::Chunk;
+use crate::error::{CacheError, Result};
+use crate::store::ChunkStore;
+
+/// Where the cache lives and how big it may grow.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// The chunk store (default [`ChunkStore::default_dir`]).
+    pub dir: PathBuf,
+    /// Chunk bytes kept at most; eviction keeps the store within it.
+    pub max_bytes: u64,
+    /// Free space the cache leaves on its disk: it evicts rather than take the last of it.
+    pub min_free_bytes: u64,
+}
+
+impl CacheConfig {
+    pub const DEFAULT_MAX_BYTES: u64 = 10 << 30;
+    pub const DEFAULT_MIN_FREE_BYTES: u64 = 1 << 30;
+
+    pub fn new(dir: PathBuf) -> CacheConfig {
+        CacheConfig {
+            dir,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            min_free_bytes: Self::DEFAULT_MIN_FREE_BYTES,
+        }
+    }
+}
+
+/// Chunks of one file to record, cut from fetched bytes: the writer stores the chunk files
+/// then their rows.
+pub(crate) struct FileChunks {
+    pub file_id: i64,
+    pub version: FileVersion,
+    /// `seq` of `chunks[0]`.
+    pub first_seq: u32,
+    pub chunks: Vec<Chunk>,
+    /// The bytes from the start held once these are recorded.
+    pub cached_to: u64,
+    /// Set to `cached_to` once recorded: the reader serves only what is.
+    pub recorded: Arc<AtomicU64>,
+}
+
+pub(crate) enum Job {
+    Chunks(FileChunks),
+    /// A cached file was read: eviction takes it last.
+    Touch(i64),
+    /// Answered once every job sent before it is done.
+    Flush(SyncSender<()>),
+}
+
+/// Jobs waiting for the writer, at most. A reader whose chunks do not fit drops them (the
+/// file is then cached up to where it was, and the rest is fetched again next time): the
+/// read path never waits on the cache's disk or the DB.
+const QUEUE: usize = 64;
+
+pub(crate) struct Shared {
+    pub store: ChunkStore,
+    pub config: CacheConfig,
+    /// Open files, with how many opens each: their chunks are never evicted.
+    pub pins: Mutex<HashMap<i64, u32>>,
+    /// Files whose chunks the writer could not take (the cache is full of open files, or
+    /// the queue was full): their readers stop cutting chunks.
+    pub refused: Mutex<HashSet<i64>>,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub repaired: AtomicU64,
+    pub evicted: AtomicU64,
+}
+
+impl Shared {
+    /// Counters since the last call (the writer adds them to the DB's).
+    pub fn take_counters(&self) -> CacheCounters {
+        CacheCounters {
+            hits: self.hits.swap(0, Ordering::Relaxed),
+            misses: self.misses.swap(0, Ordering::Relaxed),
+            repaired: self.repaired.swap(0, Ordering::Relaxed),
+            evicted: self.evicted.swap(0, Ordering::Relaxed),
+        }
+    }
+
+    pub fn pinned(&self) -> HashSet<i64> {
+        self.pins.lock().unwrap().keys().copied().collect()
+    }
+}
+
+/// A content cache over one library DB. Cheap to clone; the writer thread ends when the last
+/// clone is dropped, after finishing its queue.
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) shared: Arc<Shared>,
+    jobs: Arc<Mutex<Option<SyncSender<Job>>>>,
+    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Cache {
+    /// Opens the store and the index writer of `db`. The DB must be writable: the cache's
+    /// rows are part of it (`cached_files`, `chunks`).
+    pub fn open(db: &Path, config: CacheConfig) -> Result<Cache> {
+        let store = ChunkStore::open(&config.dir)?;
+        let index = CacheIndex::open(db).map_err(CacheError::Db)?;
+        let shared = Arc::new(Shared {
+            store,
+            config,
+            pins: Mutex::default(),
+            refused: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            repaired: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+        });
+        let (tx, rx) = sync_channel(QUEUE);
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("musicfs-cache".into())
+                .spawn(move || crate::writer::run(index, shared, rx))
+                .map_err(|e| CacheError::io(Path::new("musicfs-cache thread"), e))?
+        };
+        Ok(Cache {
+            shared,
+            jobs: Arc::new(Mutex::new(Some(tx))),
+            writer: Arc::new(Mutex::new(Some(writer))),
+        })
+    }
+
+    pub fn store(&self) -> &ChunkStore {
+        &self.shared.store
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.shared.config
+    }
+
+    /// Sends a job (`wait`: for room in the queue); false if it was not taken.
+    pub(crate) fn send(&self, job: Job, wait: bool) -> bool {
+        let Some(tx) = self.jobs.lock().unwrap().clone() else {
+            return false;
+        };
+        match wait {
+            true => tx.send(job).is_ok(),
+            false => tx.try_send(job).is_ok(),
+        }
+    }
+
+    /// Waits until every chunk handed to the writer so far is recorded (tests, `cache warm`).
+    pub fn flush(&self) {
+        let (tx, rx) = sync_channel(1);
+        let sent = match self.jobs.lock().unwrap().as_ref() {
+            Some(jobs) => jobs.send(Job::Flush(tx)).is_ok(),
+            None => false,
+        };
+        if sent {
+            let _ = rx.recv();
+        }
+    }
+
+    /// Stops the writer after its queue: counters and access times are written.
+    pub fn close(&self) {
+        self.jobs.lock().unwrap().take();
+        if let Some(writer) = self.writer.lock().unwrap().take() {
+            let _ = writer.join();
+        }
+    }
+
+    pub(crate) fn pin(&self, file_id: i64) {
+        *self.shared.pins.lock().unwrap().entry(file_id).or_default() += 1;
+        self.shared.refused.lock().unwrap().remove(&file_id);
+    }
+
+    pub(crate) fn unpin(&self, file_id: i64) {
+        let mut pins = self.shared.pins.lock().unwrap();
+        if let Some(n) = pins.get_mut(&file_id) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&file_id);
+            }
+        }
+    }
+
+    pub(crate) fn refused(&self, file_id: i64) -> bool {
+        self.shared.refused.lock().unwrap().contains(&file_id)
+    }
+
+    pub(crate) fn count_hit(&self) {
+        self.shared.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_miss(&self) {
+        self.shared.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_repaired(&self) {
+        self.shared.repaired.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,144 @@
+//! The cache's one writer thread: stores chunk files, then records them in the DB, each
+//! batch in its own short transaction, making room first (eviction) so the store never
+//! exceeds its cap. Access times and counters are written once a second. Nothing here is on
+//! a read's path: readers hand chunks over without waiting.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime};
+
+use musicfs_db::cache_index::{CacheIndex, ChunkRow};
+
+use crate::cache::{FileChunks, Job, Shared};
+use crate::evict;
+
+/// How often access times and counters reach the DB, and unused chunks are deleted.
+const TICK: Duration = Duration::from_secs(1);
+
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+pub(crate) fn run(mut index: CacheIndex, shared: Arc<Shared>, jobs: Receiver<Job>) {
+    let mut touched = HashSet::new();
+    let mut last_tick = Instant::now();
+    // Chunks left unused by files the scanner removed, or a `cache clear`.
+    if let Err(err) = evict::delete_unused(&mut index, &shared.store) {
+        tracing::warn!("content cache: {err}");
+    }
+    loop {
+        match jobs.recv_timeout(TICK) {
+            Ok(Job::Chunks(batch)) => record(&mut index, &shared, batch),
+            Ok(Job::Touch(file_id)) => {
+                touched.insert(file_id);
+            }
+            Ok(Job::Flush(done)) => {
+                tick(&mut index, &shared, &mut touched);
+                let _ = done.send(());
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                tick(&mut index, &shared, &mut touched);
+                return;
+            }
+        }
+        if last_tick.elapsed() >= TICK {
+            tick(&mut index, &shared, &mut touched);
+            last_tick = Instant::now();
+        }
+    }
+}
+
+fn tick(index: &mut CacheIndex, shared: &Shared, touched: &mut HashSet<i64>) {
+    let ids: Vec<i64> = touched.drain().collect();
+    let counters = shared.take_counters();
+    let written = (|| {
+        if !ids.is_empty() {
+            index.touch(&ids, now_ns())?;
+        }
+        if !counters.is_zero() {
+            index.add_counters(counters)?;
+        }
+        Ok::<_, musicfs_db::DbError>(())
+    })();
+    if let Err(err) = written {
+        tracing::warn!("content cache: access times and counters not recorded: {err}");
+    }
+    if let Err(err) = evict::delete_unused(index, &shared.store) {
+        tracing::warn!("content cache: {err}");
+    }
+}
+
+/// Stores a batch's chunk files and records them; on any failure the file is refused (its
+/// readers stop cutting chunks) and nothing half-done is left indexed.
+fn record(index: &mut CacheIndex, shared: &Shared, batch: FileChunks) {
+    let file_id = batch.file_id;
+    if shared.refused.lock().unwrap().contains(&file_id) {
+        return;
+    }
+    let incoming: u64 = batch
+        .chunks
+        .iter()
+        .filter(|c| !shared.store.contains(c.hash, c.data.len()))
+        .map(|c| c.data.len() as u64)
+        .sum();
+    let refuse = |why: &str| {
+        tracing::info!("content cache: file {file_id} not cached further: {why}");
+        shared.refused.lock().unwrap().insert(file_id);
+    };
+    match evict::make_room(index, shared, incoming, file_id) {
+        Ok(true) => {}
+        Ok(false) => {
+            return refuse("the cache is full of open files, or its disk is");
+        }
+        Err(err) => return refuse(&err.to_string()),
+    }
+    let mut written = Vec::new();
+    for c in &batch.chunks {
+        match shared.store.put(&c.data) {
+            Ok((hash, true)) => written.push(hash),
+            Ok((_, false)) => {}
+            Err(err) => {
+                forget_written(index, shared, &written);
+                return refuse(&err.to_string());
+            }
+        }
+    }
+    let rows: Vec<ChunkRow> = batch
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(k, c)| ChunkRow {
+            seq: batch.first_seq + k as u32,
+            offset: c.offset,
+            len: c.data.len() as u32,
+            hash: c.hash.to_sql(),
+        })
+        .collect();
+    match index.add_chunks(file_id, &batch.version, &rows, batch.cached_to, now_ns()) {
+        Ok(true) => {
+            batch.recorded.fetch_max(batch.cached_to, Ordering::AcqRel);
+        }
+        Ok(false) => {
+            forget_written(index, shared, &written);
+            refuse("it changed, or was removed, since it was opened");
+        }
+        Err(err) => {
+            forget_written(index, shared, &written);
+            refuse(&err.to_string());
+        }
+    }
+}
+
+/// Deletes chunk files this batch wrote that no row names (a batch that was not recorded).
+fn forget_written(index: &CacheIndex, shared: &Shared, written: &[crate::ChunkHash]) {
+    for &hash in written {
+        if !matches!(index.chunk_refs(hash.to_sql()), Ok(Some(_))) {
+            let _ = shared.store.remove(hash);
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The content cache end to end, on real mounts of a library served by sshd (through a
+//! proxy that counts the bytes the server sends): a file played once plays again without the
+//! server, also after a remount with the server down; uncached reads then fail fast and
+//! delete nothing; a damaged chunk is fetched again, never served; eviction keeps the cap
+//! with files open; the same bytes at two paths are stored once.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use musicfs_cache::CacheConfig;
+use musicfs_fs::{MountConfig, Mounted};
+use musicfs_origin::OriginUrl;
+use musicfs_scan::ScanConfig;
+use musicfs_tests::{file_count, incompressible_library, ssh_server, walk_relative};
+use musicfs_tools::proxy::FaultProxy;
+use musicfs_tools::servers::SshServer;
+
+/// A library of `n` files of ~`bytes` each on sshd, scanned through a counting proxy.
+struct Remote {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    db: PathBuf,
+    cache_dir: PathBuf,
+    sshd: SshServer,
+    proxy: FaultProxy,
+}
+
+impl Remote {
+    fn new(n: usize, bytes: usize) -> Option<Remote> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("music");
+        incompressible_library(&root, n, 21, bytes);
+        let sshd = ssh_server(&dir.path().join("sshd"))?;
+        let proxy = FaultProxy::start(sshd.port).unwrap();
+        let db = dir.path().join("lib.db");
+        let mut cfg = ScanConfig::new(&db, Vec::new());
+        cfg.remotes = vec![OriginUrl::parse(&sshd.url_via(&root, proxy.port)).unwrap()];
+        let summary = musicfs_scan::scan(&cfg).unwrap();
+        assert_eq!(summary.errors, 0, "{summary:?}");
+        Some(Remote {
+            cache_dir: dir.path().join("chunks"),
+            dir,
+            root,
+            db,
+            sshd,
+            proxy,
+        })
+    }
+
+    fn mount(&self, cap: u64) -> (Mounted, PathBuf) {
+        let mnt = self.dir.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mut cfg = MountConfig::new(&self.db, &mnt);
+        let mut cache = CacheConfig::new(self.cache_dir.clone());
+        cache.max_bytes = cap;
+        cache.min_free_bytes = 0;
+        cfg.cache = Some(cache);
+        cfg.io_timeout = Duration::from_secs(8);
+        cfg.mirror_attempt_timeout = Duration::from_secs(2);
+        (musicfs_fs::mount(cfg).unwrap(), mnt)
+    }
+
+    /// (virtual path, original bytes) of every file, biggest first.
+    fn files(&self, mnt: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT t.vpath, p.path FROM tracks t JOIN file_paths p ON p.file_id = t.id ORDER BY t.size DESC, t.vpath")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .map(|(v, rel)| (mnt.join(v), std::fs::read(self.root.join(rel)).unwrap()))
+            .collect()
+    }
+
+    /// Bytes the server sent since the last call.
+    fn fetched(&self, since: &mut u64) -> u64 {
+        let now = self.proxy.bytes().0;
+        now - std::mem::replace(since, now)
+    }
+
+    /// The server is gone: sshd killed, its sessions cut.
+    fn kill_server(&mut self) {
+        self.sshd.kill();
+        self.proxy.reset_all();
+    }
+
+    fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db).unwrap()
+    }
+
+    fn totals(&self) -> (i64, i64, i64, i64) {
+        self.conn()
+            .query_row(
+                "SELECT bytes, chunks, hits, repaired FROM cache_totals",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+    }
+
+    /// Bytes of chunk files on disk, counted by walking the store.
+    fn bytes_on_disk(&self) -> u64 {
+        musicfs_tests::files_below(&self.cache_dir)
+            .iter()
+            .filter(|p| !p.components().any(|c| c.as_os_str() == ".tmp"))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    }
+}
+
+#[test]
+fn played_files_play_again_without_the_server_and_after_a_remount() {
+    let Some(mut remote) = Remote::new(6, 3 << 20) else {
+        return;
+    };
+    let (mounted, mnt) = remote.mount(1 << 30);
+    let files = remote.files(&mnt);
+    let (played, size) = (&files[0], files[0].1.len() as u64);
+    let mut wire = remote.proxy.bytes().0;
+    assert!(std::fs::read(&played.0).unwrap() == played.1, "first play");
+    let first = remote.fetched(&mut wire);
+    assert!(
+        first >= size,
+        "the first play fetched {first} of {size} bytes"
+    );
+    mounted.flush_cache();
+    assert!(std::fs::read(&played.0).unwrap() == played.1, "second play");
+    let second = remote.fetched(&mut wire);
+    assert!(second < 16 << 10, "the second play fetched {second} bytes");
+    mounted.unmount().unwrap();
+
+    // The index says what is cached, and the chunk files are all there.
+    let (complete, chunked): (i64, i64) = remote
+        .conn()
+        .query_row(
+            "SELECT (SELECT count(*) FROM cached_files WHERE cached = size), \
+             (SELECT sum(len) FROM chunks)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((complete, chunked), (1, size as i64));
+    let (bytes, chunks, _, _) = remote.totals();
+    assert_eq!(
+        bytes as u64, size,
+        "incompressible bytes are stored once each"
+    );
+    assert!(chunks as u64 >= size / (256 << 10), "{chunks} chunks");
+    assert_eq!(remote.bytes_on_disk(), size);
+
+    // Every origin down: the mount starts, lists and stats as usual, plays the cached file,
+    // fails an uncached one with EIO within the deadline, and deletes nothing.
+    remote.kill_server();
+    let files_before = file_count(&remote.db);
+    let (mounted, mnt) = remote.mount(1 << 30);
+    assert!(walk_relative(&mnt).len() as u64 > files_before);
+    assert!(
+        std::fs::read(&played.0).unwrap() == played.1,
+        "offline play"
+    );
+    let other = &files[1];
+    let started = Instant::now();
+    let err = std::fs::read(&other.0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(file_count(&remote.db), files_before);
+    assert_eq!(remote.totals().0 as u64, size, "the cache kept what it had");
+
+    // The server comes back: reads use it again, without a remount.
+    remote.sshd.restart().unwrap();
+    let back = musicfs_tests::eventually(Duration::from_secs(20), || {
+        std::fs::read(&other.0).is_ok_and(|b| b == other.1)
+    });
+    assert!(
+        back.is_some(),
+        "the origin came back, the mount did not use it"
+    );
+    mounted.unmount().unwrap();
+    assert!(remote.totals().2 > 0, "cache hits are counted");
+}
+
+#[test]
+fn a_damaged_or_missing_chunk_is_fetched_again_never_served() {
+    let Some(remote) = Remote::new(3, 2 << 20) else {
+        return;
+    };
+    let (mounted, mnt) = remote.mount(1 << 30);
+    let files = remote.files(&mnt);
+    let (path, want) = &files[0];
+    assert!(std::fs::read(path).unwrap() == *want);
+    mounted.unmount().unwrap();
+
+    // One chunk flipped in place, one cut short, one deleted.
+    let hashes: Vec<i64> = remote
+        .conn()
+        .prepare("SELECT hash FROM chunks ORDER BY seq LIMIT 3")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let chunk_path = |h: i64| {
+        let name = format!("{:016x}", h as u64);
+        remote.cache_dir.join(&name[..2]).join(name)
+    };
+    let mut flipped = std::fs::read(chunk_path(hashes[0])).unwrap();
+    flipped[100] ^= 0x20;
+    std::fs::write(chunk_path(hashes[0]), &flipped).unwrap();
+    let cut = std::fs::read(chunk_path(hashes[1])).unwrap();
+    std::fs::write(chunk_path(hashes[1]), &cut[..cut.len() / 2]).unwrap();
+    std::fs::remove_file(chunk_path(hashes[2])).unwrap();
+
+    let (mounted, _) = remote.mount(1 << 30);
+    let got = std::fs::read(path).unwrap();
+    assert!(got == *want, "a damaged chunk was served");
+    mounted.flush_cache();
+    // And the cache holds good copies again.
+    assert!(std::fs::read(path).unwrap() == *want);
+    mounted.unmount().unwrap();
+    for h in &hashes {
+        let bytes = std::fs::read(chunk_path(*h)).unwrap();
+        assert_eq!(
+            xxhash_rust::xxh3::xxh3_64(&bytes),
+            *h as u64,
+            "chunk {h:x} not restored"
+        );
+    }
+    assert!(remote.totals().3 >= 1, "repairs are counted");
+}
+
+#[test]
+fn eviction_keeps_the_cap_and_never_evicts_an_open_file() {
+    let Some(remote) = Remote::new(6, 1_500_000) else {
+        return;
+    };
+    let cap: u64 = 4 << 20;
+    let (mounted, mnt) = remote.mount(cap);
+    let files = remote.files(&mnt);
+    // Held open (a player paused on it) while the others are played.
+    let open = std::fs::File::open(&files[0].0).unwrap();
+    assert!(std::fs::read(&files[0].0).unwrap() == files[0].1);
+    for (path, want) in &files[1..] {
+        assert!(std::fs::read(path).unwrap() == *want);
+        mounted.flush_cache();
+        let stored = remote.totals().0 as u64;
+        assert!(
+            stored <= cap + (256 << 10),
+            "{stored} bytes over a {cap} cap"
+        );
+        assert!(remote.bytes_on_disk() <= cap + (256 << 10));
+    }
+    let open_id: i64 = remote
+        .conn()
+        .query_row(
+            "SELECT t.id FROM tracks t WHERE ?1 LIKE '%' || t.vpath",
+            [files[0].0.to_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (cached, size): (i64, i64) = remote
+        .conn()
+        .query_row(
+            "SELECT cached, size FROM cached_files WHERE file_id = ?1",
+            [open_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the open file was evicted");
+    assert_eq!(cached, size);
+    let evicted: i64 = remote
+        .conn()
+        .query_row("SELECT evicted FROM cache_totals", [], |r| r.get(0))
+        .unwrap_or(0);
+    drop(open);
+    mounted.unmount().unwrap();
+    let evicted_after: i64 = remote
+        .conn()
+        .query_row("SELECT evicted FROM cache_totals", [], |r| r.get(0))
+        .unwrap();
+    assert!(evicted.max(evicted_after) >= 2, "{evicted_after} evictions");
+    // The least recently played went first: the last played is still there.
+    let last_cached: i64 = remote
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM cached_files WHERE cached = size",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(last_cached >= 2, "{last_cached}");
+}
+
+#[test]
+fn the_same_bytes_at_two_paths_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("music");
+    let files = incompressible_library(&root, 2, 33, 1 << 20);
+    // The same file in another folder: another path, the same bytes.
+    let copy_dir = root.join("Copies");
+    std::fs::create_dir_all(&copy_dir).unwrap();
+    let copy = copy_dir.join(files[0].path.file_name().unwrap());
+    std::fs::copy(&files[0].path, &copy).unwrap();
+    let Some(sshd) = ssh_server(&dir.path().join("sshd")) else {
+        return;
+    };
+    let db = dir.path().join("lib.db");
+    let mut cfg = ScanConfig::new(&db, Vec::new());
+    cfg.remotes = vec![OriginUrl::parse(&sshd.url(&root)).unwrap()];
+    assert_eq!(musicfs_scan::scan(&cfg).unwrap().errors, 0);
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut mount = MountConfig::new(&db, &mnt);
+    mount.cache = Some(CacheConfig::new(dir.path().join("chunks")));
+    let mounted = musicfs_fs::mount(mount).unwrap();
+    let want = std::fs::read(&copy).unwrap();
+    let mut read = 0;
+    for (path, is_dir) in walk_relative(&mnt) {
+        if !is_dir && !path.starts_with(".search") {
+            let bytes = std::fs::read(mnt.join(&path)).unwrap();
+            read += (bytes == want) as usize;
+        }
+    }
+    assert_eq!(read, 2, "both paths read");
+    mounted.unmount().unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stats = musicfs_cache::stats(&conn).unwrap();
+    let size = want.len() as u64;
+    let other = std::fs::metadata(&files[1].path).unwrap().len();
+    assert_eq!(stats.usage.logical_bytes, 2 * size + other);
+    assert_eq!(stats.totals.bytes, size + other, "the copy is stored once");
+    assert!(stats.dedup_ratio() > 1.3, "{}", stats.dedup_ratio());
+}
