@@ -334,3 +334,105 @@ fn the_same_bytes_at_two_paths_are_stored_once() {
     assert_eq!(stats.totals.bytes, size + other, "the copy is stored once");
     assert!(stats.dedup_ratio() > 1.3, "{}", stats.dedup_ratio());
 }
+
+/// Re-tagged FLAC, MP3 and M4A files of 3 MiB (a longer title, then a new 100 KB cover): the
+/// next play fetches a small part of each, counted on the wire, and plays the new bytes.
+#[test]
+fn a_retagged_file_is_fetched_in_part() {
+    use musicfs_tools::retag::{Edit, grow, longer_title, new_cover, retag};
+    let Some(corpus) = musicfs_tests::registry_corpus() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("music");
+    let formats = [musicfs_tools::Format::Flac, musicfs_tools::Format::Mp3];
+    let generated = musicfs_tests::keyable_library(&root, 24, 5, &formats);
+    let pick = |ext: &str| {
+        generated
+            .iter()
+            .find(|f| {
+                f.path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+            })
+            .unwrap()
+            .path
+            .clone()
+    };
+    let m4a = root.join("Lena").join("lena.m4a");
+    std::fs::create_dir_all(m4a.parent().unwrap()).unwrap();
+    std::fs::copy(corpus.join("npm-audio-lena/package/lena.m4a"), &m4a).unwrap();
+    let edited = [pick("flac"), pick("mp3"), m4a];
+    for (k, path) in edited.iter().enumerate() {
+        grow(path, 3 << 20, 40 + k as u64).unwrap();
+    }
+    let Some(sshd) = ssh_server(&dir.path().join("sshd")) else {
+        return;
+    };
+    let proxy = FaultProxy::start(sshd.port).unwrap();
+    let db = dir.path().join("lib.db");
+    let mut scan = ScanConfig::new(&db, Vec::new());
+    scan.remotes = vec![OriginUrl::parse(&sshd.url_via(&root, proxy.port)).unwrap()];
+    assert_eq!(musicfs_scan::scan(&scan).unwrap().errors, 0);
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mount = || {
+        let mut cfg = MountConfig::new(&db, &mnt);
+        cfg.cache = Some(CacheConfig::new(dir.path().join("chunks")));
+        musicfs_fs::mount(cfg).unwrap()
+    };
+    let vpath = |path: &Path| -> PathBuf {
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let v: String = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT t.vpath FROM tracks t JOIN file_paths p ON p.file_id = t.id \
+                 WHERE p.path = ?1",
+                [rel],
+                |r| r.get(0),
+            )
+            .unwrap();
+        mnt.join(v)
+    };
+    let mounted = mount();
+    for path in &edited {
+        assert!(std::fs::read(vpath(path)).unwrap() == std::fs::read(path).unwrap());
+    }
+    mounted.unmount().unwrap();
+
+    let edits: [(&str, &Edit); 2] = [("longer title", &longer_title), ("new cover", &new_cover)];
+    for (name, edit) in edits {
+        for path in &edited {
+            retag(path, edit).unwrap();
+        }
+        let rescan = musicfs_scan::scan(&scan).unwrap();
+        assert_eq!(rescan.changed, 3, "{name}: {rescan:?}");
+        let mounted = mount();
+        for path in &edited {
+            let want = std::fs::read(path).unwrap();
+            let before = proxy.bytes().0;
+            let got = std::fs::read(vpath(path)).unwrap();
+            let fetched = proxy.bytes().0 - before;
+            assert!(got == want, "{name}: {}: other bytes", path.display());
+            eprintln!(
+                "{name}: {}: fetched {fetched} of {}",
+                path.display(),
+                want.len()
+            );
+            let share = fetched as f64 / want.len() as f64;
+            assert!(
+                share < 0.10,
+                "{name}: {}: fetched {fetched} of {} bytes ({:.1} %)",
+                path.display(),
+                want.len(),
+                share * 100.0
+            );
+        }
+        mounted.unmount().unwrap();
+    }
+}

@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod library;
 pub mod proxy;
+pub mod retag;
 mod rng;
 pub mod servers;
 pub mod synthetic;

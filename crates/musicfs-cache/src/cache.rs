@@ -52,8 +52,21 @@ pub(crate) struct FileChunks {
     pub recorded: Arc<AtomicU64>,
 }
 
+/// A file's whole chunk list, its chunk files stored already (a delta fetch): recorded in
+/// one transaction, replacing the previous version's list.
+pub(crate) struct Rows {
+    pub file_id: i64,
+    pub version: FileVersion,
+    pub rows: Vec<musicfs_db::cache_index::ChunkRow>,
+    /// Chunk files written for it (hash, bytes): the store's growth, and what to delete if
+    /// it is not recorded.
+    pub written: Vec<(crate::ChunkHash, u64)>,
+    pub recorded: Arc<AtomicU64>,
+}
+
 pub(crate) enum Job {
     Chunks(FileChunks),
+    Rows(Rows),
     /// A cached file was read: eviction takes it last.
     Touch(i64),
     /// Answered once every job sent before it is done.

@@ -16,21 +16,23 @@ use crate::error::{CacheError, Result};
 use crate::{ChunkHash, Filler};
 
 pub struct FileCache {
-    cache: Cache,
-    file_id: i64,
+    pub(crate) cache: Cache,
+    pub(crate) file_id: i64,
     version: FileVersion,
     /// The chunks of this version, in order, from offset 0: those recorded, then those cut
     /// and on their way to the writer.
-    chunks: Vec<ChunkRow>,
+    pub(crate) chunks: Vec<ChunkRow>,
     /// The end of the recorded chunks: only bytes before it are served from the store. Set
     /// by the writer once a batch is recorded.
-    recorded: Arc<AtomicU64>,
+    pub(crate) recorded: Arc<AtomicU64>,
     /// Cuts the fetched bytes that continue `chunks`; None once the file is whole, or when
     /// the writer refused this file.
-    filler: Option<Filler>,
+    pub(crate) filler: Option<Filler>,
     /// The chunks of the version cached before this one (the file changed on its origin):
     /// what fetching the new version may reuse.
-    basis: Vec<ChunkRow>,
+    pub(crate) basis: Vec<ChunkRow>,
+    /// The previous version's size, when its chunks cover all of it (a basis to sync from).
+    basis_size: Option<u64>,
     /// The last chunk read from the store (a FUSE read is smaller than most chunks).
     last: Option<(usize, Vec<u8>)>,
 }
@@ -61,23 +63,20 @@ impl FileCache {
             Some(_) => cache_index::file_chunks(conn, file_id, 0).map_err(CacheError::Db)?,
             None => Vec::new(),
         };
-        let (mut chunks, basis, cached) = match row {
-            Some(row) if row.version == version => (list, Vec::new(), row.cached),
-            Some(_) => (Vec::new(), list, 0),
-            None => (Vec::new(), Vec::new(), 0),
+        let (mut chunks, basis, cached, basis_size) = match row {
+            Some(row) if row.version == version => (list, Vec::new(), row.cached, None),
+            Some(row) => {
+                let whole = row.cached == row.version.size
+                    && contiguous_len(&list, row.cached) == list.len()
+                    && list.last().map_or(0, |c| c.offset + c.len as u64) == row.cached;
+                (Vec::new(), list, 0, whole.then_some(row.version.size))
+            }
+            None => (Vec::new(), Vec::new(), 0, None),
         };
         // Only a gapless run from 0 counts (a row edited by hand, or a chunk list cut short).
-        let mut end = 0u64;
-        let mut contiguous = 0;
-        for (k, c) in chunks.iter().enumerate() {
-            if c.seq as usize != k || c.offset != end || end + c.len as u64 > cached {
-                break;
-            }
-            end += c.len as u64;
-            contiguous += 1;
-        }
+        let contiguous = contiguous_len(&chunks, cached);
         chunks.truncate(contiguous);
-        let held = end;
+        let held = chunks.last().map_or(0, |c| c.offset + c.len as u64);
         cache.pin(file_id);
         cache.send(Job::Touch(file_id), false);
         Ok(FileCache {
@@ -88,8 +87,15 @@ impl FileCache {
             chunks,
             recorded: Arc::new(AtomicU64::new(held)),
             basis,
+            basis_size,
             last: None,
         })
+    }
+
+    /// The previous version's size, when the cache holds all of it: the file can be
+    /// brought up to date with [`FileCache::sync_from_basis`].
+    pub fn basis_size(&self) -> Option<u64> {
+        self.basis_size.filter(|_| !self.basis.is_empty())
     }
 
     pub fn version(&self) -> &FileVersion {
@@ -104,11 +110,6 @@ impl FileCache {
     /// The whole file is in the cache: it can be read with every origin down.
     pub fn is_complete(&self) -> bool {
         self.cached() >= self.version.size
-    }
-
-    /// The previous version's chunks, when the file changed since it was cached.
-    pub fn basis(&self) -> &[ChunkRow] {
-        &self.basis
     }
 
     /// `len` bytes at `offset` (fewer at the end of the file) if the cache holds them all.
@@ -239,6 +240,21 @@ impl FileCache {
             self.filler = None;
         }
     }
+}
+
+/// How many of `chunks` run gaplessly from offset 0 in order, within the first `cached`
+/// bytes (a row edited by hand, or a list cut short, counts only up to its first gap).
+fn contiguous_len(chunks: &[ChunkRow], cached: u64) -> usize {
+    let mut end = 0u64;
+    let mut n = 0;
+    for (k, c) in chunks.iter().enumerate() {
+        if c.seq as usize != k || c.offset != end || end + c.len as u64 > cached {
+            break;
+        }
+        end += c.len as u64;
+        n += 1;
+    }
+    n
 }
 
 impl Drop for FileCache {

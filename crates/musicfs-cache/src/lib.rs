@@ -14,6 +14,7 @@
 mod admin;
 mod cache;
 mod chunker;
+mod delta;
 mod error;
 mod evict;
 mod file;
@@ -24,6 +25,7 @@ mod writer;
 pub use admin::{CacheStats, clear, stats};
 pub use cache::{Cache, CacheConfig};
 pub use chunker::{AVG_CHUNK, Chunk, MAX_CHUNK, MIN_CHUNK, chunks};
+pub use delta::DeltaReport;
 pub use error::{CacheError, Result};
 pub use file::{FileCache, Miss};
 pub use filler::Filler;

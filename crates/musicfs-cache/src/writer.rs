@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use musicfs_db::cache_index::{CacheIndex, ChunkRow};
 
-use crate::cache::{FileChunks, Job, Shared};
+use crate::cache::{FileChunks, Job, Rows, Shared};
 use crate::evict;
 
 /// How often access times and counters reach the DB, and unused chunks are deleted.
@@ -33,6 +33,7 @@ pub(crate) fn run(mut index: CacheIndex, shared: Arc<Shared>, jobs: Receiver<Job
     loop {
         match jobs.recv_timeout(TICK) {
             Ok(Job::Chunks(batch)) => record(&mut index, &shared, batch),
+            Ok(Job::Rows(rows)) => record_rows(&mut index, &shared, rows),
             Ok(Job::Touch(file_id)) => {
                 touched.insert(file_id);
             }
@@ -130,6 +131,32 @@ fn record(index: &mut CacheIndex, shared: &Shared, batch: FileChunks) {
         Err(err) => {
             forget_written(index, shared, &written);
             refuse(&err.to_string());
+        }
+    }
+}
+
+/// Records a whole chunk list whose files are stored (a delta fetch), after making room for
+/// the bytes it added.
+fn record_rows(index: &mut CacheIndex, shared: &Shared, job: Rows) {
+    let file_id = job.file_id;
+    let written: Vec<crate::ChunkHash> = job.written.iter().map(|(h, _)| *h).collect();
+    let added: u64 = job.written.iter().map(|(_, n)| n).sum();
+    let size = job.version.size;
+    let recorded = match evict::make_room(index, shared, added, file_id) {
+        Ok(true) => index.add_chunks(file_id, &job.version, &job.rows, size, now_ns()),
+        Ok(false) => Ok(false),
+        Err(err) => Err(err),
+    };
+    match recorded {
+        Ok(true) => {
+            job.recorded.fetch_max(size, Ordering::AcqRel);
+        }
+        other => {
+            if let Err(err) = other {
+                tracing::warn!("content cache: file {file_id}: {err}");
+            }
+            forget_written(index, shared, &written);
+            shared.refused.lock().unwrap().insert(file_id);
         }
     }
 }

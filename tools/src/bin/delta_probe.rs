@@ -10,11 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use lofty::config::WriteOptions;
-use lofty::picture::{MimeType, Picture, PictureType};
-use lofty::prelude::*;
-use lofty::tag::Tag;
 use musicfs_cache::{ChunkHash, chunks};
+use musicfs_tools::retag::Edit;
 
 #[derive(Parser)]
 struct Args {
@@ -27,25 +24,6 @@ fn cut(bytes: &[u8]) -> anyhow::Result<Vec<(ChunkHash, usize)>> {
         .collect()
 }
 
-/// A stand-in for a cover: a JPEG's markers around 100 KB of noise (a JPEG's entropy).
-fn cover() -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let noise = (0..100_000).map(|_| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        (x >> 32) as u8
-    });
-    [0xFF, 0xD8, 0xFF, 0xE0]
-        .into_iter()
-        .chain(noise)
-        .chain([0xFF, 0xD9])
-        .collect()
-}
-
-/// A re-tag, applied to the file's primary tag.
-type Edit = dyn Fn(&mut Tag);
-
 fn edited(path: &Path, dir: &Path, edit: &Edit) -> anyhow::Result<Vec<u8>> {
     let copy = dir.join(path.file_name().context("a file name")?);
     std::fs::copy(path, &copy)?;
@@ -54,18 +32,7 @@ fn edited(path: &Path, dir: &Path, edit: &Edit) -> anyhow::Result<Vec<u8>> {
     #[allow(clippy::permissions_set_readonly_false)]
     mode.set_readonly(false);
     std::fs::set_permissions(&copy, mode)?;
-    let mut file = lofty::read_from_path(&copy)?;
-    if file.primary_tag().is_none() {
-        file.insert_tag(Tag::new(file.primary_tag_type()));
-    }
-    let tag = file.primary_tag_mut().context("a tag")?;
-    edit(tag);
-    if tag.save_to_path(&copy, WriteOptions::default()).is_err() {
-        // lofty will not write back an ID3v2 comment whose language is "\0\0\0" (found
-        // in real files): drop the comment too, as a tagger that rewrites it would.
-        tag.remove_key(ItemKey::Comment);
-        tag.save_to_path(&copy, WriteOptions::default())?;
-    }
+    musicfs_tools::retag::retag(&copy, edit)?;
     Ok(std::fs::read(&copy)?)
 }
 
@@ -73,18 +40,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let edits: [(&str, &Edit); 2] = [
-        ("longer title", &|tag: &mut Tag| {
-            tag.set_title("A much longer title than the one it had before (Remastered 2026)".into())
-        }),
-        ("new 100 KB cover", &|tag: &mut Tag| {
-            tag.remove_picture_type(PictureType::CoverFront);
-            tag.push_picture(
-                Picture::unchecked(cover())
-                    .pic_type(PictureType::CoverFront)
-                    .mime_type(MimeType::Jpeg)
-                    .build(),
-            );
-        }),
+        ("longer title", &musicfs_tools::retag::longer_title),
+        ("new 100 KB cover", &musicfs_tools::retag::new_cover),
     ];
     println!("| file | size | edit | chunks | reused | to fetch | reused share |");
     println!("|---|---:|---|---:|---:|---:|---:|");

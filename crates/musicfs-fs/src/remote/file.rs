@@ -76,6 +76,20 @@ impl RemoteFile {
                 OpenFailure::Origin(err)
             });
         }
+        let mut cache = cache;
+        if let Some(cached) = cache.as_mut().filter(|c| c.basis_size().is_some()) {
+            // Changed on its origin since it was cached: fetch what changed, reuse the rest.
+            match cached.sync_from_basis(&|offset, len| fetcher.fetch(offset, len)) {
+                Ok(Some(report)) => tracing::info!(
+                    "{}: changed on its origin; fetched {} bytes, reused {} from the cache",
+                    fetcher.describe(),
+                    report.fetched,
+                    report.reused
+                ),
+                Ok(None) => {}
+                Err(err) => tracing::warn!("{}: delta fetch failed: {err}", fetcher.describe()),
+            }
+        }
         Ok(RemoteFile {
             fetcher,
             window: Mutex::new(Window {
