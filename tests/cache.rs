@@ -55,6 +55,8 @@ impl Remote {
         cache.max_bytes = cap;
         cache.min_free_bytes = 0;
         cfg.cache = Some(cache);
+        // Counted here: only what is read (prefetch has its own test).
+        cfg.prefetch = false;
         cfg.io_timeout = Duration::from_secs(8);
         cfg.mirror_attempt_timeout = Duration::from_secs(2);
         (musicfs_fs::mount(cfg).unwrap(), mnt)
@@ -315,6 +317,7 @@ fn the_same_bytes_at_two_paths_are_stored_once() {
     std::fs::create_dir_all(&mnt).unwrap();
     let mut mount = MountConfig::new(&db, &mnt);
     mount.cache = Some(CacheConfig::new(dir.path().join("chunks")));
+    mount.prefetch = false;
     let mounted = musicfs_fs::mount(mount).unwrap();
     let want = std::fs::read(&copy).unwrap();
     let mut read = 0;
@@ -379,6 +382,7 @@ fn a_retagged_file_is_fetched_in_part() {
     let mount = || {
         let mut cfg = MountConfig::new(&db, &mnt);
         cfg.cache = Some(CacheConfig::new(dir.path().join("chunks")));
+        cfg.prefetch = false;
         musicfs_fs::mount(cfg).unwrap()
     };
     let vpath = |path: &Path| -> PathBuf {
@@ -405,7 +409,8 @@ fn a_retagged_file_is_fetched_in_part() {
     }
     mounted.unmount().unwrap();
 
-    let edits: [(&str, &Edit); 2] = [("longer title", &longer_title), ("new cover", &new_cover)];
+    let edits: [(&str, &Edit<'static>); 2] =
+        [("longer title", &longer_title), ("new cover", &new_cover)];
     for (name, edit) in edits {
         for path in &edited {
             retag(path, edit).unwrap();
@@ -435,4 +440,115 @@ fn a_retagged_file_is_fetched_in_part() {
         }
         mounted.unmount().unwrap();
     }
+}
+
+/// An album played in order: once a track has really started, the start of the next one is
+/// fetched into the cache, so the track change reads (almost) nothing from the server. A
+/// track played out of order prefetches nothing.
+#[test]
+fn the_next_track_of_an_album_played_in_order_is_prefetched() {
+    use lofty::prelude::Accessor;
+    use musicfs_tools::retag::{grow, retag};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("music");
+    let seed =
+        musicfs_tests::keyable_library(&root.join("seed"), 6, 9, &[musicfs_tools::Format::Flac]);
+    let source = dir.path().join("source.flac");
+    std::fs::copy(&seed[0].path, &source).unwrap();
+    std::fs::remove_dir_all(root.join("seed")).unwrap();
+    for album in ["In Order", "Shuffled"] {
+        for n in 1..=3u32 {
+            let path = root.join(album).join(format!("{n}.flac"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::copy(&source, &path).unwrap();
+            grow(&path, 3 << 20, u64::from(n) * 7 + album.len() as u64).unwrap();
+            let title = format!("Track {n}");
+            retag(&path, &|tag| {
+                tag.set_artist("Prefetch Band".into());
+                tag.set_album(album.into());
+                tag.set_track(n);
+                tag.set_title(title.clone());
+            })
+            .unwrap();
+        }
+    }
+    let Some(sshd) = ssh_server(&dir.path().join("sshd")) else {
+        return;
+    };
+    let proxy = FaultProxy::start(sshd.port).unwrap();
+    let db = dir.path().join("lib.db");
+    let mut scan = ScanConfig::new(&db, Vec::new());
+    scan.remotes = vec![OriginUrl::parse(&sshd.url_via(&root, proxy.port)).unwrap()];
+    let summary = musicfs_scan::scan(&scan).unwrap();
+    let errors: Vec<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT abs_path || ': ' || scan_error FROM scan_errors")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(summary.errors, 0, "{errors:?}");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut cfg = MountConfig::new(&db, &mnt);
+    cfg.cache = Some(CacheConfig::new(dir.path().join("chunks")));
+    let mounted = musicfs_fs::mount(cfg).unwrap();
+    let track = |album: &str, n: u32| -> (PathBuf, i64) {
+        let rel = format!("{album}/{n}.flac");
+        let (v, id): (String, i64) = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT t.vpath, t.id FROM tracks t JOIN file_paths p ON p.file_id = t.id \
+                 WHERE p.path = ?1",
+                [rel],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        (mnt.join(v), id)
+    };
+    let cached = |id: i64| -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT coalesce(max(cached), 0) FROM cached_files WHERE file_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let (first, _) = track("In Order", 1);
+    let (second, second_id) = track("In Order", 2);
+    std::fs::read(&first).unwrap();
+    let prefetched = musicfs_tests::eventually(Duration::from_secs(20), || {
+        mounted.flush_cache();
+        cached(second_id) >= 2 << 20
+    });
+    assert!(prefetched.is_some(), "the next track was not prefetched");
+    // The track change: its first MiB comes from the cache.
+    let before = proxy.bytes().0;
+    let mut start = vec![0u8; 1 << 20];
+    use std::io::Read;
+    std::fs::File::open(&second)
+        .unwrap()
+        .read_exact(&mut start)
+        .unwrap();
+    let fetched = proxy.bytes().0 - before;
+    assert!(
+        fetched < 32 << 10,
+        "the track change fetched {fetched} bytes"
+    );
+
+    // Out of order (the second track of another album): nothing is prefetched.
+    let (shuffled, _) = track("Shuffled", 2);
+    let (_, after_id) = track("Shuffled", 3);
+    std::fs::read(&shuffled).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    mounted.flush_cache();
+    assert_eq!(
+        cached(after_id),
+        0,
+        "a track played out of order prefetched the next"
+    );
+    mounted.unmount().unwrap();
 }

@@ -11,7 +11,7 @@ use lofty::prelude::*;
 use lofty::tag::Tag;
 
 /// A re-tag, applied to a file's primary tag.
-pub type Edit = dyn Fn(&mut Tag);
+pub type Edit<'a> = dyn Fn(&mut Tag) + 'a;
 
 /// A longer title.
 pub fn longer_title(tag: &mut Tag) {
@@ -39,7 +39,7 @@ pub fn cover() -> Vec<u8> {
 }
 
 /// Applies `edit` to the file's primary tag (created if missing) and saves it in place.
-pub fn retag(path: &Path, edit: &Edit) -> anyhow::Result<()> {
+pub fn retag(path: &Path, edit: &Edit<'_>) -> anyhow::Result<()> {
     let mut file = lofty::read_from_path(path)?;
     if file.primary_tag().is_none() {
         file.insert_tag(Tag::new(file.primary_tag_type()));

@@ -90,6 +90,14 @@ pub const SKIPPED_NAMES: &str = "SELECT name FROM skipped WHERE folder_id = ?1";
 pub const CHANGES_SINCE: &str =
     "SELECT seq, parent_id, name, entry_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 pub const CHANGES_RANGE: &str = "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM changes";
+/// The file entry after / before `?1` in its directory, in name order (track order, where
+/// names start with the track number): (entry id, file id).
+pub const NEXT_FILE_ENTRY: &str = "SELECT n.id, n.file_id FROM entries e JOIN entries n \
+     ON n.parent_id = e.parent_id AND n.name > e.name WHERE e.id = ?1 AND n.file_id IS NOT NULL \
+     ORDER BY n.name LIMIT 1";
+pub const PREVIOUS_FILE_ENTRY: &str = "SELECT n.id, n.file_id FROM entries e JOIN entries n \
+     ON n.parent_id = e.parent_id AND n.name < e.name WHERE e.id = ?1 AND n.file_id IS NOT NULL \
+     ORDER BY n.name DESC LIMIT 1";
 pub const TOTALS: &str = "SELECT files, bytes FROM totals WHERE id = 1";
 pub const ORIGIN_HAS_FILES: &str = "SELECT EXISTS (SELECT 1 FROM folders d \
      JOIN files f ON f.folder_id = d.id WHERE d.origin_id = ?1)";
@@ -254,6 +262,21 @@ pub fn backing_path(conn: &Connection, file_id: i64) -> Result<Option<BackingPat
     })
     .optional()
     .ctx("backing_path")
+}
+
+/// The file entry next to `entry` in its directory in name order (`after`: the next one,
+/// else the previous one): (entry id, file id).
+pub fn sibling_file(conn: &Connection, entry: i64, after: bool) -> Result<Option<(i64, i64)>> {
+    let sql = if after {
+        NEXT_FILE_ENTRY
+    } else {
+        PREVIOUS_FILE_ENTRY
+    };
+    conn.prepare_cached(sql)
+        .ctx("sibling_file")?
+        .query_row(params![entry], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .ctx("sibling_file")
 }
 
 /// Every origin: (id, absolute root path bytes). The table is tiny (one row per music folder).

@@ -51,6 +51,17 @@ fn hot_queries_use_indexes() {
     assert_indexed(c, "skipped of a folder", queries::SKIPPED_NAMES, 1);
     assert_indexed(c, "files by identity", queries::FILES_BY_IDENTITY, 2);
     assert_indexed(c, "origin has files", queries::ORIGIN_HAS_FILES, 1);
+    for (name, sql) in [
+        ("next file entry", queries::NEXT_FILE_ENTRY),
+        ("previous file entry", queries::PREVIOUS_FILE_ENTRY),
+    ] {
+        assert_indexed(c, name, sql, 1);
+        let lines = plan(c, sql, 1).join(" | ");
+        assert!(
+            lines.contains("sqlite_autoindex_entries_1"),
+            "{name}: {lines}"
+        );
+    }
     assert_indexed(
         c,
         "entries of a file",

@@ -64,6 +64,8 @@ pub struct MountConfig {
     /// Origins (root as stored: a path or URL) whose files go through the cache or not; the
     /// others: remote ones do, local ones do not.
     pub cache_origins: HashMap<String, bool>,
+    /// With the cache: once a track plays, fetch the start of the next one of its folder.
+    pub prefetch: bool,
     pub pool: PoolOptions,
 }
 
@@ -95,6 +97,7 @@ impl MountConfig {
             health_interval: Duration::from_secs(30),
             cache: None,
             cache_origins: HashMap::new(),
+            prefetch: true,
             // No mmap: touched pages of a mapped DB count in RSS, and a walk over a 10M-track
             // DB touched 2 GiB of them. SQLite's own cache is bounded; the cost is ~3 µs per
             // query against 100+ µs per FUSE round trip.
@@ -158,6 +161,20 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
     let pool = ReadPool::open(&cfg.db, &pool_options)?;
     let caches = Arc::new(Caches::new(cfg.lookup_cache, cfg.attr_cache, cfg.cache_ttl));
     let handles = Arc::new(Handles::default());
+    let remotes = Arc::new(crate::remote::RemoteOrigins::new(
+        cfg.mirrors.clone(),
+        cfg.cache_origins.clone(),
+        cfg.mirror_attempt_timeout,
+        cfg.health_interval,
+    ));
+    let prefetch = match (&cache, cfg.prefetch) {
+        (Some(cache), true) => Some(Arc::new(crate::remote::Prefetcher::new(
+            pool.clone(),
+            remotes.clone(),
+            cache.clone(),
+        ))),
+        _ => None,
+    };
     let fs = MusicFs {
         pool: pool.clone(),
         caches: caches.clone(),
@@ -178,13 +195,9 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
         search: cfg
             .search
             .then(|| crate::search::SearchFolder::new(pool.clone(), cfg.db.clone())),
-        remotes: Arc::new(crate::remote::RemoteOrigins::new(
-            cfg.mirrors.clone(),
-            cfg.cache_origins.clone(),
-            cfg.mirror_attempt_timeout,
-            cfg.health_interval,
-        )),
+        remotes,
         cache: cache.clone(),
+        prefetch,
     };
     crate::remote::warm_up(fs.remotes.clone(), pool.clone());
 

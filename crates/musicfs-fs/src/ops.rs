@@ -41,6 +41,8 @@ pub(crate) struct MusicFs {
     pub remotes: Arc<crate::remote::RemoteOrigins>,
     /// The content cache (None: disabled, or the DB is not writable).
     pub cache: Option<musicfs_cache::Cache>,
+    /// Fetches the start of the next track into the cache (with the cache, unless disabled).
+    pub prefetch: Option<Arc<crate::remote::Prefetcher>>,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, FsError>;
@@ -169,6 +171,7 @@ impl MusicFs {
             queries::backing_path(&conn, file_id)?.ok_or(FsError::NotFound)?
         };
         Ok(OpenJob {
+            ino,
             file_id,
             size: node.size,
             path: PathBuf::from(OsStr::from_bytes(&backing.absolute())),
@@ -176,6 +179,7 @@ impl MusicFs {
             pool: self.pool.clone(),
             remotes: self.remotes.clone(),
             cache: self.cache.clone(),
+            prefetch: self.prefetch.clone(),
         })
     }
 
@@ -200,6 +204,7 @@ pub(crate) fn log_error(op: &str, err: &FsError) {
 
 /// An open, prepared from the DB on the FUSE thread, done on a blocking thread.
 pub(crate) struct OpenJob {
+    ino: u64,
     file_id: i64,
     /// The size the DB knows.
     pub size: u64,
@@ -208,6 +213,7 @@ pub(crate) struct OpenJob {
     pool: ReadPool,
     remotes: Arc<crate::remote::RemoteOrigins>,
     cache: Option<musicfs_cache::Cache>,
+    prefetch: Option<Arc<crate::remote::Prefetcher>>,
 }
 
 impl OpenJob {
@@ -265,7 +271,13 @@ impl OpenJob {
             })?;
         let cached = self.file_cache();
         match crate::remote::RemoteFile::open(set, self.backing.rel, self.size, cached) {
-            Ok(file) => Ok(BackingFile::remote(file, self.size, self.path, pid)),
+            Ok(file) => {
+                if let Some(prefetch) = self.prefetch {
+                    let ino = self.ino;
+                    file.on_started(Box::new(move || prefetch.started(ino)));
+                }
+                Ok(BackingFile::remote(file, self.size, self.path, pid))
+            }
             Err(crate::remote::OpenFailure::Changed(disk)) => Err(FsError::Changed {
                 path: self.path,
                 db: self.size,

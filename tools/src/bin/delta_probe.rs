@@ -24,7 +24,7 @@ fn cut(bytes: &[u8]) -> anyhow::Result<Vec<(ChunkHash, usize)>> {
         .collect()
 }
 
-fn edited(path: &Path, dir: &Path, edit: &Edit) -> anyhow::Result<Vec<u8>> {
+fn edited(path: &Path, dir: &Path, edit: &Edit<'_>) -> anyhow::Result<Vec<u8>> {
     let copy = dir.join(path.file_name().context("a file name")?);
     std::fs::copy(path, &copy)?;
     // The copy keeps the original's mode: corpus files are read-only.
@@ -39,7 +39,7 @@ fn edited(path: &Path, dir: &Path, edit: &Edit) -> anyhow::Result<Vec<u8>> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let edits: [(&str, &Edit); 2] = [
+    let edits: [(&str, &Edit<'static>); 2] = [
         ("longer title", &musicfs_tools::retag::longer_title),
         ("new 100 KB cover", &musicfs_tools::retag::new_cover),
     ];

@@ -31,6 +31,10 @@ pub(crate) struct RemoteFile {
     /// The content cache's view of this file, where its origin is cached: reads it holds are
     /// served from it, and fetched bytes that continue its chunks are cut into new ones.
     cache: Option<Mutex<musicfs_cache::FileCache>>,
+    /// The end of the reads made in order from the start (a play), and what to do once it
+    /// passes [`super::prefetch::STARTED`] (prefetch the next track).
+    in_order_to: std::sync::atomic::AtomicU64,
+    on_started: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 /// Why a remote file could not be opened.
@@ -99,7 +103,30 @@ impl RemoteFile {
                 ahead: None,
             }),
             cache: cache.map(Mutex::new),
+            in_order_to: std::sync::atomic::AtomicU64::new(0),
+            on_started: Mutex::new(None),
         })
+    }
+
+    /// Runs `f` (once) when this file's play has really started.
+    pub(crate) fn on_started(&self, f: Box<dyn FnOnce() + Send>) {
+        *self.on_started.lock().unwrap() = Some(f);
+    }
+
+    /// Follows reads made in order from the start; fires `on_started` past the threshold.
+    fn note_read(&self, offset: u64, len: usize) {
+        use std::sync::atomic::Ordering;
+        let end = offset + len as u64;
+        let upto = self.in_order_to.load(Ordering::Relaxed);
+        if offset > upto || end <= upto {
+            return;
+        }
+        self.in_order_to.store(end, Ordering::Relaxed);
+        if end >= super::prefetch::STARTED
+            && let Some(f) = self.on_started.lock().unwrap().take()
+        {
+            f();
+        }
     }
 
     /// Copies `wanted` bytes at `offset` from the current window; `false` if it does not hold
@@ -108,7 +135,12 @@ impl RemoteFile {
         let Ok(window) = self.window.try_lock() else {
             return false;
         };
-        copy_from(&window, offset, wanted, buf)
+        let copied = copy_from(&window, offset, wanted, buf);
+        drop(window);
+        if copied {
+            self.note_read(offset, wanted);
+        }
+        copied
     }
 
     /// `wanted` bytes at `offset`, fewer only at the end of the file: a short FUSE read is
@@ -124,6 +156,7 @@ impl RemoteFile {
             }
             out.extend_from_slice(&more);
         }
+        self.note_read(offset, out.len());
         Ok(out)
     }
 

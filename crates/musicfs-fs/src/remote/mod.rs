@@ -14,10 +14,12 @@
 
 mod fetcher;
 mod file;
+mod prefetch;
 mod registry;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use file::{OpenFailure, RemoteFile};
+pub(crate) use prefetch::Prefetcher;
 pub use registry::MirrorConfig;
 pub(crate) use registry::{RemoteOrigins, warm_up};

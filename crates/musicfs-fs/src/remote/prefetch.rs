@@ -1,0 +1,117 @@
+//! Prefetching the next track: once a track has really started playing (its first
+//! [`STARTED`] bytes read in order), the start of the next file of its folder, in name order
+//! (track order), is fetched into the content cache in the background, so the track change
+//! plays from the cache instead of waiting on the origin.
+//!
+//! Only when the folder is being played in order: the track that started is its folder's
+//! first, or follows the one that started before it. A shuffled play rarely does, so it costs
+//! little. One prefetch at a time; a play that starts while one runs gets none (bounded).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use musicfs_db::{ReadPool, cache_index, queries};
+
+use super::{RemoteFile, RemoteOrigins};
+
+/// A play has started once this much of a file was read in order (a tag reader reads less).
+pub(crate) const STARTED: u64 = 256 << 10;
+/// How much of the next track is fetched: about 15 s of CD-quality FLAC, a minute of MP3.
+pub(crate) const PREFETCH_BYTES: u64 = 2 << 20;
+
+pub(crate) struct Prefetcher {
+    pool: ReadPool,
+    remotes: Arc<RemoteOrigins>,
+    cache: musicfs_cache::Cache,
+    /// The entry whose play started last.
+    last_started: Mutex<Option<i64>>,
+    busy: Arc<AtomicBool>,
+}
+
+impl Prefetcher {
+    pub(crate) fn new(
+        pool: ReadPool,
+        remotes: Arc<RemoteOrigins>,
+        cache: musicfs_cache::Cache,
+    ) -> Prefetcher {
+        Prefetcher {
+            pool,
+            remotes,
+            cache,
+            last_started: Mutex::new(None),
+            busy: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The play of entry `ino` started: maybe prefetch the next track (never waits).
+    pub(crate) fn started(self: &Arc<Self>, ino: u64) {
+        let this = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("musicfs-prefetch-next".into())
+            .spawn(move || {
+                if let Err(err) = this.prefetch_after(ino as i64) {
+                    tracing::debug!("prefetch after entry {ino}: {err}");
+                }
+            });
+    }
+
+    fn prefetch_after(&self, entry: i64) -> Result<(), crate::FsError> {
+        let conn = self.pool.get()?;
+        let previous = queries::sibling_file(&conn, entry, false)?;
+        let in_order = {
+            let mut last = self.last_started.lock().unwrap();
+            let in_order = previous.is_none() || previous.map(|p| p.0) == *last;
+            *last = Some(entry);
+            in_order
+        };
+        if !in_order {
+            return Ok(());
+        }
+        let Some((_, file_id)) = queries::sibling_file(&conn, entry, true)? else {
+            return Ok(());
+        };
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _done = Reset(self.busy.clone());
+        let (Some(backing), Some(version)) = (
+            queries::backing_path(&conn, file_id)?,
+            cache_index::file_version(&conn, file_id)?,
+        ) else {
+            return Ok(());
+        };
+        if !self.remotes.caches(&backing.root, &backing.kind) {
+            return Ok(());
+        }
+        let size = version.size;
+        let want = PREFETCH_BYTES.min(size);
+        let cached = musicfs_cache::FileCache::open(&self.cache, &conn, file_id, version)?;
+        drop(conn);
+        if cached.cached() >= want {
+            return Ok(());
+        }
+        let set = self
+            .remotes
+            .get(backing.origin_id, &backing.root, &backing.kind)
+            .map_err(|e| crate::FsError::Cache(musicfs_cache::CacheError::Read(e.into_io())))?;
+        let file = match RemoteFile::open(set, backing.rel, size, Some(cached)) {
+            Ok(file) => file,
+            Err(_) => return Ok(()), // changed or unreachable: the play will say so
+        };
+        // Chunks are kept whole: read to the end of the one holding the last wanted byte.
+        let upto = (want + musicfs_cache::MAX_CHUNK as u64).min(size);
+        file.read(0, upto as usize)
+            .map_err(|e| crate::FsError::Cache(musicfs_cache::CacheError::Read(e)))?;
+        tracing::debug!("prefetched {want} bytes of file {file_id}");
+        Ok(())
+    }
+}
+
+/// Clears the busy flag when a prefetch ends, however it ends.
+struct Reset(Arc<AtomicBool>);
+
+impl Drop for Reset {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
