@@ -168,6 +168,12 @@ impl RemoteFile {
         if copy_from(&window, offset, wanted, &mut buf) {
             return Ok(buf);
         }
+        // A read that starts in the window and goes past it: its first part from here, the
+        // rest from where the window ends (where the stream and the prefetched window are).
+        let end = window.start + window.data.len() as u64;
+        if offset >= window.start && offset < end {
+            return Ok(window.data[(offset - window.start) as usize..].to_vec());
+        }
         // From the cache; else fetch, from where the cached chunks end if that is a little
         // before `offset` (so the file keeps filling in), and serve from the window.
         let (offset, skip) = match self

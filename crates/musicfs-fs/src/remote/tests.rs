@@ -270,3 +270,40 @@ fn an_origin_back_during_the_retries_serves_the_read() {
     assert_eq!(file.read(0, bytes.len()).unwrap(), bytes);
     back.join().unwrap();
 }
+
+/// The kernel's reads of a played file grow (16K, 64K, 128K, 256K, 512K, then 1M) and
+/// straddle window ends: each byte is fetched once, not again by the read that straddles.
+#[test]
+fn reads_straddling_window_ends_fetch_each_byte_once() {
+    for streams in [false, true] {
+        let origin = Arc::new(ScriptedOrigin::new("one"));
+        origin.set_streams(streams);
+        let bytes = content(8 << 20, 9);
+        origin.put(b"p.flac", bytes.clone());
+        let file = opened(
+            set(&[&origin], Duration::from_secs(5)),
+            b"p.flac",
+            bytes.len(),
+        );
+        let before = origin.bytes_fetched();
+        let mut at = 0usize;
+        for len in [16 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10]
+            .into_iter()
+            .chain(std::iter::repeat(1 << 20))
+        {
+            if at >= bytes.len() {
+                break;
+            }
+            let got = file.read(at as u64, len).unwrap();
+            assert_eq!(got, bytes[at..(at + len).min(bytes.len())]);
+            at += got.len();
+        }
+        drop(file);
+        let fetched = origin.bytes_fetched() - before;
+        assert!(
+            fetched <= bytes.len() as u64 + (bytes.len() as u64 / 50),
+            "streams {streams}: fetched {fetched} for {} bytes",
+            bytes.len()
+        );
+    }
+}
