@@ -40,8 +40,9 @@ pub struct FileCache {
 /// Why the cache cannot answer a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Miss {
-    /// Where a fetch should start to keep the file's chunks contiguous (at most the read's
-    /// offset): the end of what is cut, when the read is a little past it.
+    /// Where a fetch should start to keep the file's chunks contiguous, never after the
+    /// read's offset: the end of what is cut when the read is a little past it, or the start
+    /// of a damaged chunk.
     pub fetch_from: u64,
 }
 
@@ -130,14 +131,26 @@ impl FileCache {
         let mut pos = offset;
         while pos < end {
             let c = self.chunks[i];
+            let chunk_end = c.offset + c.len as u64;
+            let hash = ChunkHash::from_sql(c.hash);
+            if pos == c.offset && chunk_end <= end {
+                // A whole chunk: straight into the answer.
+                match self.cache.store().get_into(hash, c.len as usize, &mut out) {
+                    Ok(true) => {}
+                    Ok(false) => return Err(self.repaired_miss(i, offset)),
+                    Err(err) => {
+                        tracing::warn!("{err}; reading from the origin");
+                        return Err(self.miss(offset));
+                    }
+                }
+                pos = chunk_end;
+                i += 1;
+                continue;
+            }
             if self.last.as_ref().is_none_or(|(at, _)| *at != i) {
-                match self
-                    .cache
-                    .store()
-                    .get(ChunkHash::from_sql(c.hash), c.len as usize)
-                {
+                match self.cache.store().get(hash, c.len as usize) {
                     Ok(Some(data)) => self.last = Some((i, data)),
-                    Ok(None) => return Err(self.repair(i)),
+                    Ok(None) => return Err(self.repaired_miss(i, offset)),
                     Err(err) => {
                         tracing::warn!("{err}; reading from the origin");
                         return Err(self.miss(offset));
@@ -164,6 +177,15 @@ impl FileCache {
             _ => offset,
         };
         Miss { fetch_from }
+    }
+
+    /// Chunk `i` failed during a read at `offset`: repaired, and fetched from no later than
+    /// the read.
+    fn repaired_miss(&mut self, i: usize, offset: u64) -> Miss {
+        let miss = self.repair(i);
+        Miss {
+            fetch_from: miss.fetch_from.min(offset),
+        }
     }
 
     /// Chunk `i` is gone or damaged: forget it and every later one here, and cut again from

@@ -146,34 +146,45 @@ impl ChunkStore {
     /// The bytes of chunk `hash` (`len` of them), checked against the hash. `None` if it is
     /// not stored, or was damaged: a damaged chunk is removed, logged and counted.
     pub fn get(&self, hash: ChunkHash, len: usize) -> Result<Option<Vec<u8>>> {
+        let mut data = Vec::with_capacity(len);
+        Ok(self.get_into(hash, len, &mut data)?.then_some(data))
+    }
+
+    /// Appends the bytes of chunk `hash` to `out` (one copy less than [`ChunkStore::get`]
+    /// for a reader assembling a range); false, `out` unchanged, if missing or damaged.
+    pub fn get_into(&self, hash: ChunkHash, len: usize, out: &mut Vec<u8>) -> Result<bool> {
         let path = self.path(hash);
         let mut file = match File::open(&path) {
             Ok(file) => file,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(false),
             Err(err) => return Err(CacheError::io(&path, err)),
         };
-        let mut data = Vec::with_capacity(len);
+        let at = out.len();
+        out.reserve(len + 1);
         // One byte more than wanted: a chunk file that grew is as damaged as one cut short.
-        (&mut file)
-            .take(len as u64 + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| CacheError::io(&path, e))?;
-        if data.len() == len && ChunkHash::of(&data) == hash {
-            return Ok(Some(data));
+        let read = (&mut file).take(len as u64 + 1).read_to_end(out);
+        if let Err(err) = read {
+            out.truncate(at);
+            return Err(CacheError::io(&path, err));
         }
+        let got = out.len() - at;
+        if got == len && ChunkHash::of(&out[at..]) == hash {
+            return Ok(true);
+        }
+        let matches = got == len;
+        out.truncate(at);
         self.corruptions.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
-            "{}: damaged chunk ({} bytes, {len} expected{}); removed, it will be fetched again",
+            "{}: damaged chunk ({got} bytes, {len} expected{}); removed, it will be fetched again",
             path.display(),
-            data.len(),
-            if data.len() == len {
+            if matches {
                 ", content does not match its hash"
             } else {
                 ""
             }
         );
         let _ = fs::remove_file(&path);
-        Ok(None)
+        Ok(false)
     }
 
     /// Removes chunk `hash`; returns whether it was there.

@@ -106,6 +106,9 @@ struct MountArgs {
     /// No content cache: remote files are fetched at every play, nothing is kept.
     #[arg(long)]
     no_cache: bool,
+    /// With the cache: do not fetch the start of the next track of an album played in order.
+    #[arg(long)]
+    no_prefetch: bool,
     /// With MUSIC_DIR: seconds between delta rescans of a remote origin (or of a local folder
     /// that cannot be watched). Local folders are kept current by change notifications.
     #[arg(long, default_value_t = 300.0)]
@@ -349,6 +352,7 @@ fn mount(args: MountArgs) -> anyhow::Result<bool> {
     cfg.readdirplus = args.readdirplus;
     cfg.mirrors = file.mirrors()?;
     cfg.cache = (!args.no_cache).then(|| args.cache.config());
+    cfg.prefetch = !args.no_prefetch;
     cfg.cache_origins = file.cache_origins()?;
     cfg.mirror_attempt_timeout = std::time::Duration::from_secs_f64(args.failover_after.max(0.01));
     let mounted = musicfs_fs::mount(cfg)?;

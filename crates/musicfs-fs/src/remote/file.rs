@@ -174,14 +174,33 @@ impl RemoteFile {
         if offset >= window.start && offset < end {
             return Ok(window.data[(offset - window.start) as usize..].to_vec());
         }
-        // From the cache; else fetch, from where the cached chunks end if that is a little
-        // before `offset` (so the file keeps filling in), and serve from the window.
-        let (offset, skip) = match self
-            .cache
-            .as_ref()
-            .map(|c| c.lock().unwrap().read(offset, wanted))
-        {
-            Some(Ok(data)) => return Ok(data),
+        // From the cache, a window's worth (growing as a fetched one would), so the next
+        // reads are answered from memory on the FUSE thread; else fetch, from where the
+        // cached chunks end if that is a little before `offset` (so the file keeps filling
+        // in), and serve from the window.
+        let (offset, skip) = match self.cache.as_ref().map(|c| {
+            let mut cache = c.lock().unwrap();
+            let held = cache.cached().saturating_sub(offset) as usize;
+            let sequential = !window.data.is_empty() && offset == end;
+            let len = if sequential {
+                window.next
+            } else {
+                FIRST_WINDOW
+            };
+            cache.read(offset, len.min(held).max(wanted))
+        }) {
+            Some(Ok(data)) => {
+                let sequential = !window.data.is_empty() && offset == end;
+                window.next = match sequential {
+                    true => (window.next * 2).min(MAX_WINDOW),
+                    false => FIRST_WINDOW * 2,
+                };
+                window.start = offset;
+                window.data = data;
+                window.ahead = None;
+                let to = wanted.min(window.data.len());
+                return Ok(window.data[..to].to_vec());
+            }
             Some(Err(miss)) => (miss.fetch_from, (offset - miss.fetch_from) as usize),
             None => (offset, 0),
         };
