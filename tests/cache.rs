@@ -105,7 +105,10 @@ impl Remote {
     fn bytes_on_disk(&self) -> u64 {
         musicfs_tests::files_below(&self.cache_dir)
             .iter()
-            .filter(|p| !p.components().any(|c| c.as_os_str() == ".tmp"))
+            .filter(|p| {
+                let rel = p.strip_prefix(&self.cache_dir).unwrap();
+                !rel.to_string_lossy().starts_with('.')
+            })
             .map(|p| std::fs::metadata(p).unwrap().len())
             .sum()
     }
@@ -336,6 +339,28 @@ fn the_same_bytes_at_two_paths_are_stored_once() {
     assert_eq!(stats.usage.logical_bytes, 2 * size + other);
     assert_eq!(stats.totals.bytes, size + other, "the copy is stored once");
     assert!(stats.dedup_ratio() > 1.3, "{}", stats.dedup_ratio());
+
+    // Another cache folder: the rows describe chunks it does not have, so they are forgotten
+    // (nothing is taken for cached that is not there), and the new folder fills in.
+    drop(conn);
+    let mut mount = MountConfig::new(&db, &mnt);
+    mount.cache = Some(CacheConfig::new(dir.path().join("other-chunks")));
+    mount.prefetch = false;
+    let mounted = musicfs_fs::mount(mount).unwrap();
+    mounted.flush_cache();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    assert_eq!(musicfs_cache::stats(&conn).unwrap().usage.files, 0);
+    let any = walk_relative(&mnt)
+        .into_iter()
+        .find(|(p, d)| !d && !p.starts_with(".search"))
+        .unwrap();
+    let bytes = std::fs::read(mnt.join(&any.0)).unwrap();
+    mounted.unmount().unwrap();
+    let stats = musicfs_cache::stats(&conn).unwrap();
+    assert_eq!(
+        (stats.usage.complete, stats.totals.bytes),
+        (1, bytes.len() as u64)
+    );
 }
 
 /// Re-tagged FLAC, MP3 and M4A files of 3 MiB (a longer title, then a new 100 KB cover): the

@@ -95,6 +95,40 @@ impl ChunkStore {
         }
     }
 
+    /// The store's identity (`<dir>/.store-id`, made once): a DB's cache rows are valid only
+    /// for the store they were written with (not after `--cache-dir` changed, or the folder
+    /// was deleted and made again).
+    pub fn id(&self) -> Result<String> {
+        let path = self.dir.join(".store-id");
+        match fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::NotFound => {}
+            Err(err) => return Err(CacheError::io(&path, err)),
+        }
+        let mut random = [0u8; 16];
+        File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut random))
+            .map_err(|e| CacheError::io(Path::new("/dev/urandom"), e))?;
+        let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        // The first writer wins; a racing one reads its id.
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(id.as_bytes())
+                    .map_err(|e| CacheError::io(&path, e))?;
+                Ok(id)
+            }
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => fs::read_to_string(&path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| CacheError::io(&path, e)),
+            Err(err) => Err(CacheError::io(&path, err)),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

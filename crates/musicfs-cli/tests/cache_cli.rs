@@ -77,7 +77,7 @@ fn files_of(db: &Path, artist: &str) -> Vec<(String, String)> {
 fn chunk_files(dir: &Path) -> Vec<(PathBuf, bool)> {
     let mut out = Vec::new();
     for shard in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if shard.file_name() == ".tmp" {
+        if shard.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
         for chunk in std::fs::read_dir(shard.path()).unwrap().flatten() {

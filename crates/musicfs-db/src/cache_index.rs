@@ -262,6 +262,63 @@ impl CacheIndex {
         Ok(true)
     }
 
+    /// The chunk store this DB's cache rows describe (`settings.cache_store`).
+    pub fn store_id(&self) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT value FROM settings WHERE key = 'cache_store'")
+            .ctx("store_id")?
+            .query_row([], |r| r.get(0))
+            .optional()
+            .ctx("store_id")
+    }
+
+    pub fn set_store_id(&self, id: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES ('cache_store', ?1)",
+            )
+            .ctx("set_store_id")?
+            .execute(params![id])
+            .ctx("set_store_id")?;
+        Ok(())
+    }
+
+    /// Forgets every cached file and stored chunk row, leaving chunk files alone (rows that
+    /// describe another store, whose files are not these). Bounded transactions.
+    pub fn forget_all(&mut self) -> Result<u64> {
+        let mut forgotten = 0;
+        loop {
+            let ids: Vec<i64> = {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT file_id FROM cached_files LIMIT 512")
+                    .ctx("forget_all")?;
+                let rows = stmt.query_map([], |r| r.get(0)).ctx("forget_all")?;
+                rows.collect::<rusqlite::Result<_>>().ctx("forget_all")?
+            };
+            if ids.is_empty() {
+                break;
+            }
+            forgotten += ids.len() as u64;
+            self.forget_files(&ids)?;
+        }
+        loop {
+            let n = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM chunk_refs WHERE hash IN \
+                     (SELECT hash FROM chunk_refs WHERE refs = 0 LIMIT 4096)",
+                )
+                .ctx("forget_all")?
+                .execute([])
+                .ctx("forget_all")?;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(forgotten)
+    }
+
     /// Marks files as read now (eviction takes the least recently read first).
     pub fn touch(&mut self, file_ids: &[i64], now_ns: i64) -> Result<()> {
         let tx = self.conn.transaction().ctx("touch")?;
