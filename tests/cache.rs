@@ -15,6 +15,13 @@ use musicfs_tests::{file_count, incompressible_library, ssh_server, walk_relativ
 use musicfs_tools::proxy::FaultProxy;
 use musicfs_tools::servers::SshServer;
 
+/// `musicfs check`'s invariants, the cache's among them (reference counts, totals, claims).
+fn assert_consistent(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let problems = musicfs_db::check_consistency(&conn).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
 /// A library of `n` files of ~`bytes` each on sshd, scanned through a counting proxy.
 struct Remote {
     dir: tempfile::TempDir,
@@ -187,6 +194,7 @@ fn played_files_play_again_without_the_server_and_after_a_remount() {
     );
     mounted.unmount().unwrap();
     assert!(remote.totals().2 > 0, "cache hits are counted");
+    assert_consistent(&remote.db);
 }
 
 #[test]
@@ -297,6 +305,7 @@ fn eviction_keeps_the_cap_and_never_evicts_an_open_file() {
         )
         .unwrap();
     assert!(last_cached >= 2, "{last_cached}");
+    assert_consistent(&remote.db);
 }
 
 #[test]
@@ -465,6 +474,7 @@ fn a_retagged_file_is_fetched_in_part() {
         }
         mounted.unmount().unwrap();
     }
+    assert_consistent(&db);
 }
 
 /// An album played in order: once a track has really started, the start of the next one is

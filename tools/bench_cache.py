@@ -30,10 +30,10 @@ MiB = 1 << 20
 
 def mount(bins, db, mnt, cache_dir, *extra):
     mnt.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([str(bins / "musicfs"), "mount", "--quiet", "--db", str(db),
+    proc = subprocess.Popen([str(bins / "musicfs"), "mount", "--db", str(db),
                              "--cache-dir", str(cache_dir), *extra, str(mnt)],
                             env=dict(os.environ, **SECRET), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=open(mnt.parent / f"{mnt.name}.log", "a"))
     for _ in range(1000):
         if os.path.ismount(mnt):
             return proc

@@ -43,6 +43,26 @@ const INVARIANTS: &[(&str, &str)] = &[
          OR bytes != (SELECT coalesce(sum(size), 0) FROM files)",
     ),
     (
+        "content cache: a stored chunk's use count differs from its chunk rows",
+        "SELECT r.hash FROM chunk_refs r WHERE r.refs != \
+         (SELECT count(*) FROM chunks c WHERE c.hash = r.hash)",
+    ),
+    (
+        "content cache: a chunk row whose chunk is not stored",
+        "SELECT c.file_id FROM chunks c WHERE NOT EXISTS \
+         (SELECT 1 FROM chunk_refs r WHERE r.hash = c.hash)",
+    ),
+    (
+        "content cache: totals differ from the stored chunks",
+        "SELECT 1 FROM cache_totals WHERE bytes != (SELECT coalesce(sum(len), 0) FROM chunk_refs) \
+         OR chunks != (SELECT count(*) FROM chunk_refs)",
+    ),
+    (
+        "content cache: a cached file claims more bytes than its chunks hold",
+        "SELECT c.file_id FROM cached_files c WHERE c.cached > \
+         (SELECT coalesce(sum(len), 0) FROM chunks k WHERE k.file_id = c.file_id)",
+    ),
+    (
         "file without exactly one entry per view",
         "SELECT f.id FROM files f WHERE \
          (SELECT count(*) FROM entries e WHERE e.file_id = f.id) != \

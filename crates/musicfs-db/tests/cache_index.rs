@@ -116,6 +116,22 @@ fn totals_follow_every_change_and_shared_chunks_count_once() {
     let index = CacheIndex::open(&db).unwrap();
     assert!(cache_index::cached_file(index.conn(), b).unwrap().is_none());
     assert_eq!(index.unused_chunks(10).unwrap().len(), 3);
+    let problems: Vec<String> = musicfs_db::check_consistency(index.conn())
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.contains("content cache"))
+        .collect();
+    assert!(problems.is_empty(), "{problems:?}");
+    // And the check sees a count edited by hand.
+    index
+        .conn()
+        .execute("UPDATE chunk_refs SET refs = refs + 1 WHERE hash = 2", [])
+        .unwrap();
+    let problems = musicfs_db::check_consistency(index.conn()).unwrap();
+    assert!(
+        problems.iter().any(|p| p.contains("use count")),
+        "{problems:?}"
+    );
 }
 
 #[test]

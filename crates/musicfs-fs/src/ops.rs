@@ -269,6 +269,9 @@ impl OpenJob {
                 path: self.path.clone(),
                 source: e.into_io(),
             })?;
+        if let Some(prefetch) = &self.prefetch {
+            prefetch.opened(self.file_id);
+        }
         let cached = self.file_cache();
         match crate::remote::RemoteFile::open(set, self.backing.rel, self.size, cached) {
             Ok(file) => {

@@ -108,6 +108,32 @@ impl RemoteFile {
         })
     }
 
+    /// Fetches this file into the cache from where its cached bytes end up to `upto`, in
+    /// pieces, stopping early once `stop` is set (the file was opened for real: the reader
+    /// goes on from what is cached by then). No read-ahead: nothing past `upto` is fetched.
+    pub(crate) fn fill_cache(
+        &self,
+        upto: u64,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> std::io::Result<()> {
+        const PIECE: u64 = 512 << 10;
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        let mut at = cache.lock().unwrap().cached();
+        let upto = upto.min(self.fetcher.size);
+        while at < upto && !stop.load(std::sync::atomic::Ordering::Acquire) {
+            let len = PIECE.min(upto - at) as usize;
+            let data = self.fetcher.fetch(at, len)?;
+            if data.is_empty() {
+                break;
+            }
+            cache.lock().unwrap().offer(at, &data);
+            at += data.len() as u64;
+        }
+        Ok(())
+    }
+
     /// Runs `f` (once) when this file's play has really started.
     pub(crate) fn on_started(&self, f: Box<dyn FnOnce() + Send>) {
         *self.on_started.lock().unwrap() = Some(f);

@@ -5,7 +5,8 @@
 //!
 //! Only when the folder is being played in order: the track that started is its folder's
 //! first, or follows the one that started before it. A shuffled play rarely does, so it costs
-//! little. One prefetch at a time; a play that starts while one runs gets none (bounded).
+//! little. One prefetch at a time; a play that starts while one runs gets none (bounded). A
+//! file opened while it is prefetched stops the prefetch: its bytes are fetched once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,9 @@ pub(crate) struct Prefetcher {
     /// The entry whose play started last.
     last_started: Mutex<Option<i64>>,
     busy: Arc<AtomicBool>,
+    /// The file being prefetched, and its stop flag: opened for real, it is not fetched
+    /// twice (the reader goes on from what the prefetch cached by then).
+    current: Mutex<Option<(i64, Arc<AtomicBool>)>>,
 }
 
 impl Prefetcher {
@@ -40,6 +44,16 @@ impl Prefetcher {
             cache,
             last_started: Mutex::new(None),
             busy: Arc::new(AtomicBool::new(false)),
+            current: Mutex::new(None),
+        }
+    }
+
+    /// `file_id` is being opened for reading: a prefetch of it stops.
+    pub(crate) fn opened(&self, file_id: i64) {
+        if let Some((id, stop)) = self.current.lock().unwrap().as_ref()
+            && *id == file_id
+        {
+            stop.store(true, Ordering::Release);
         }
     }
 
@@ -100,8 +114,11 @@ impl Prefetcher {
         };
         // Chunks are kept whole: read to the end of the one holding the last wanted byte.
         let upto = (want + musicfs_cache::MAX_CHUNK as u64).min(size);
-        file.read(0, upto as usize)
-            .map_err(|e| crate::FsError::Cache(musicfs_cache::CacheError::Read(e)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        *self.current.lock().unwrap() = Some((file_id, stop.clone()));
+        let filled = file.fill_cache(upto, &stop);
+        self.current.lock().unwrap().take();
+        filled.map_err(|e| crate::FsError::Cache(musicfs_cache::CacheError::Read(e)))?;
         tracing::debug!("prefetched {want} bytes of file {file_id}");
         Ok(())
     }
