@@ -147,18 +147,24 @@ pub fn mount(cfg: MountConfig) -> Result<Mounted, FsError> {
         return Err(FsError::Busy { path: mountpoint });
     }
     // The cache before the pool: opening its writer brings an older DB's schema up to date.
-    let cache = cfg.cache.clone().and_then(|config| {
-        musicfs_cache::Cache::open(&cfg.db, config)
-            .inspect_err(|err| {
-                tracing::warn!("content cache off: {err}");
-            })
-            .ok()
-    });
+    // Its failure is said only if the pool opens (a DB that is no DB is said once, by it).
+    let cache = cfg
+        .cache
+        .clone()
+        .map(|config| musicfs_cache::Cache::open(&cfg.db, config));
     let vm_kilosteps = Arc::new(AtomicU64::new(0));
     let mut pool_options = cfg.pool.clone();
     pool_options.max_size = pool_options.max_size.max(cfg.threads as u32 + 1);
     pool_options.vm_kilosteps = Some(vm_kilosteps.clone());
     let pool = ReadPool::open(&cfg.db, &pool_options)?;
+    let cache = match cache {
+        Some(Ok(cache)) => Some(cache),
+        Some(Err(err)) => {
+            tracing::warn!("content cache off: {err}");
+            None
+        }
+        None => None,
+    };
     let caches = Arc::new(Caches::new(cfg.lookup_cache, cfg.attr_cache, cfg.cache_ttl));
     let handles = Arc::new(Handles::default());
     let remotes = Arc::new(crate::remote::RemoteOrigins::new(

@@ -116,7 +116,7 @@ impl RemoteFile {
         upto: u64,
         stop: &std::sync::atomic::AtomicBool,
     ) -> std::io::Result<()> {
-        const PIECE: u64 = 512 << 10;
+        const PIECE: u64 = 1 << 20;
         let Some(cache) = &self.cache else {
             return Ok(());
         };
