@@ -6,10 +6,12 @@
 //! Only when the folder is being played in order: the track that started is its folder's
 //! first, or follows the one that started before it. A shuffled play rarely does, so it costs
 //! little. One prefetch at a time; a play that starts while one runs gets none (bounded). A
-//! file opened while it is prefetched stops the prefetch: its bytes are fetched once.
+//! file opened while it is prefetched stops the prefetch after the piece under way, and the
+//! open waits for that piece: its bytes are fetched once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use musicfs_db::{ReadPool, cache_index, queries};
 
@@ -28,9 +30,14 @@ pub(crate) struct Prefetcher {
     last_started: Mutex<Option<i64>>,
     busy: Arc<AtomicBool>,
     /// The file being prefetched, and its stop flag: opened for real, it is not fetched
-    /// twice (the reader goes on from what the prefetch cached by then).
+    /// twice (the open waits for the piece under way, then reads on from the cache).
     current: Mutex<Option<(i64, Arc<AtomicBool>)>>,
+    /// Signalled when a prefetch has ended and its chunks are recorded.
+    ended: Condvar,
 }
+
+/// The longest an open waits for the prefetch of its file to hand over (a piece under way).
+const HANDOVER_WAIT: Duration = Duration::from_secs(3);
 
 impl Prefetcher {
     pub(crate) fn new(
@@ -45,16 +52,22 @@ impl Prefetcher {
             last_started: Mutex::new(None),
             busy: Arc::new(AtomicBool::new(false)),
             current: Mutex::new(None),
+            ended: Condvar::new(),
         }
     }
 
-    /// `file_id` is being opened for reading: a prefetch of it stops.
+    /// `file_id` is being opened for reading: a prefetch of it stops after the piece under
+    /// way, which this waits for (bounded), so the open finds those bytes in the cache instead
+    /// of fetching them again. Call on an I/O thread.
     pub(crate) fn opened(&self, file_id: i64) {
-        if let Some((id, stop)) = self.current.lock().unwrap().as_ref()
-            && *id == file_id
-        {
-            stop.store(true, Ordering::Release);
-        }
+        let current = self.current.lock().unwrap();
+        let Some((_, stop)) = current.as_ref().filter(|(id, _)| *id == file_id) else {
+            return;
+        };
+        stop.store(true, Ordering::Release);
+        let _ = self.ended.wait_timeout_while(current, HANDOVER_WAIT, |c| {
+            c.as_ref().is_some_and(|(id, _)| *id == file_id)
+        });
     }
 
     /// The play of entry `ino` started: maybe prefetch the next track (never waits).
@@ -117,7 +130,10 @@ impl Prefetcher {
         let stop = Arc::new(AtomicBool::new(false));
         *self.current.lock().unwrap() = Some((file_id, stop.clone()));
         let filled = file.fill_cache(upto, &stop);
+        drop(file);
+        self.cache.flush(); // recorded: an open from now on finds them
         self.current.lock().unwrap().take();
+        self.ended.notify_all();
         filled.map_err(|e| crate::FsError::Cache(musicfs_cache::CacheError::Read(e)))?;
         tracing::debug!("prefetched {want} bytes of file {file_id}");
         Ok(())
