@@ -22,6 +22,50 @@ fn assert_consistent(db: &Path) {
     assert!(problems.is_empty(), "{problems:?}");
 }
 
+/// sshd serving `root` through a proxy that counts the bytes it sends, and `root` scanned
+/// from it into `dir/lib.db` (any file the scan could not read is named in the failure).
+fn served(dir: &Path, root: &Path) -> Option<(SshServer, FaultProxy, ScanConfig)> {
+    let sshd = ssh_server(&dir.join("sshd"))?;
+    let proxy = FaultProxy::start(sshd.port).unwrap();
+    let db = dir.join("lib.db");
+    let mut scan = ScanConfig::new(&db, Vec::new());
+    scan.remotes = vec![OriginUrl::parse(&sshd.url_via(root, proxy.port)).unwrap()];
+    let summary = musicfs_scan::scan(&scan).unwrap();
+    let errors: Vec<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT abs_path || ': ' || scan_error FROM scan_errors")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(summary.errors, 0, "{errors:?}");
+    Some((sshd, proxy, scan))
+}
+
+/// `db` mounted at `mnt` with its cache in `chunks`.
+fn cached_mount(db: &Path, mnt: &Path, chunks: PathBuf, prefetch: bool) -> Mounted {
+    std::fs::create_dir_all(mnt).unwrap();
+    let mut cfg = MountConfig::new(db, mnt);
+    cfg.cache = Some(CacheConfig::new(chunks));
+    cfg.prefetch = prefetch;
+    musicfs_fs::mount(cfg).unwrap()
+}
+
+/// The path in the mount and the file id of the file at `rel` in the library.
+fn track(db: &Path, mnt: &Path, rel: &str) -> (PathBuf, i64) {
+    let (vpath, id): (String, i64) = rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT t.vpath, t.id FROM tracks t JOIN file_paths p ON p.file_id = t.id \
+             WHERE p.path = ?1",
+            [rel],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    (mnt.join(vpath), id)
+}
+
 /// A library of `n` files of ~`bytes` each on sshd, scanned through a counting proxy.
 struct Remote {
     dir: tempfile::TempDir,
@@ -37,13 +81,8 @@ impl Remote {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("music");
         incompressible_library(&root, n, 21, bytes);
-        let sshd = ssh_server(&dir.path().join("sshd"))?;
-        let proxy = FaultProxy::start(sshd.port).unwrap();
+        let (sshd, proxy, _) = served(dir.path(), &root)?;
         let db = dir.path().join("lib.db");
-        let mut cfg = ScanConfig::new(&db, Vec::new());
-        cfg.remotes = vec![OriginUrl::parse(&sshd.url_via(&root, proxy.port)).unwrap()];
-        let summary = musicfs_scan::scan(&cfg).unwrap();
-        assert_eq!(summary.errors, 0, "{summary:?}");
         Some(Remote {
             cache_dir: dir.path().join("chunks"),
             dir,
@@ -318,19 +357,11 @@ fn the_same_bytes_at_two_paths_are_stored_once() {
     std::fs::create_dir_all(&copy_dir).unwrap();
     let copy = copy_dir.join(files[0].path.file_name().unwrap());
     std::fs::copy(&files[0].path, &copy).unwrap();
-    let Some(sshd) = ssh_server(&dir.path().join("sshd")) else {
+    let Some(_served) = served(dir.path(), &root) else {
         return;
     };
-    let db = dir.path().join("lib.db");
-    let mut cfg = ScanConfig::new(&db, Vec::new());
-    cfg.remotes = vec![OriginUrl::parse(&sshd.url(&root)).unwrap()];
-    assert_eq!(musicfs_scan::scan(&cfg).unwrap().errors, 0);
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let mut mount = MountConfig::new(&db, &mnt);
-    mount.cache = Some(CacheConfig::new(dir.path().join("chunks")));
-    mount.prefetch = false;
-    let mounted = musicfs_fs::mount(mount).unwrap();
+    let (db, mnt) = (dir.path().join("lib.db"), dir.path().join("mnt"));
+    let mounted = cached_mount(&db, &mnt, dir.path().join("chunks"), false);
     let want = std::fs::read(&copy).unwrap();
     let mut read = 0;
     for (path, is_dir) in walk_relative(&mnt) {
@@ -352,10 +383,7 @@ fn the_same_bytes_at_two_paths_are_stored_once() {
     // Another cache folder: the rows describe chunks it does not have, so they are forgotten
     // (nothing is taken for cached that is not there), and the new folder fills in.
     drop(conn);
-    let mut mount = MountConfig::new(&db, &mnt);
-    mount.cache = Some(CacheConfig::new(dir.path().join("other-chunks")));
-    mount.prefetch = false;
-    let mounted = musicfs_fs::mount(mount).unwrap();
+    let mounted = cached_mount(&db, &mnt, dir.path().join("other-chunks"), false);
     mounted.flush_cache();
     let conn = rusqlite::Connection::open(&db).unwrap();
     assert_eq!(musicfs_cache::stats(&conn).unwrap().usage.files, 0);
@@ -403,39 +431,18 @@ fn a_retagged_file_is_fetched_in_part() {
     for (k, path) in edited.iter().enumerate() {
         grow(path, 3 << 20, 40 + k as u64).unwrap();
     }
-    let Some(sshd) = ssh_server(&dir.path().join("sshd")) else {
+    let Some((_sshd, proxy, scan)) = served(dir.path(), &root) else {
         return;
     };
-    let proxy = FaultProxy::start(sshd.port).unwrap();
-    let db = dir.path().join("lib.db");
-    let mut scan = ScanConfig::new(&db, Vec::new());
-    scan.remotes = vec![OriginUrl::parse(&sshd.url_via(&root, proxy.port)).unwrap()];
-    assert_eq!(musicfs_scan::scan(&scan).unwrap().errors, 0);
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let mount = || {
-        let mut cfg = MountConfig::new(&db, &mnt);
-        cfg.cache = Some(CacheConfig::new(dir.path().join("chunks")));
-        cfg.prefetch = false;
-        musicfs_fs::mount(cfg).unwrap()
-    };
-    let vpath = |path: &Path| -> PathBuf {
-        let rel = path
-            .strip_prefix(&root)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let v: String = rusqlite::Connection::open(&db)
-            .unwrap()
-            .query_row(
-                "SELECT t.vpath FROM tracks t JOIN file_paths p ON p.file_id = t.id \
-                 WHERE p.path = ?1",
-                [rel],
-                |r| r.get(0),
-            )
-            .unwrap();
-        mnt.join(v)
+    let (db, mnt) = (dir.path().join("lib.db"), dir.path().join("mnt"));
+    let mount = || cached_mount(&db, &mnt, dir.path().join("chunks"), false);
+    let vpath = |path: &Path| {
+        track(
+            &db,
+            &mnt,
+            path.strip_prefix(&root).unwrap().to_str().unwrap(),
+        )
+        .0
     };
     let mounted = mount();
     for path in &edited {
@@ -507,41 +514,12 @@ fn the_next_track_of_an_album_played_in_order_is_prefetched() {
             .unwrap();
         }
     }
-    let Some(sshd) = ssh_server(&dir.path().join("sshd")) else {
+    let Some((_sshd, proxy, _)) = served(dir.path(), &root) else {
         return;
     };
-    let proxy = FaultProxy::start(sshd.port).unwrap();
-    let db = dir.path().join("lib.db");
-    let mut scan = ScanConfig::new(&db, Vec::new());
-    scan.remotes = vec![OriginUrl::parse(&sshd.url_via(&root, proxy.port)).unwrap()];
-    let summary = musicfs_scan::scan(&scan).unwrap();
-    let errors: Vec<String> = rusqlite::Connection::open(&db)
-        .unwrap()
-        .prepare("SELECT abs_path || ': ' || scan_error FROM scan_errors")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(summary.errors, 0, "{errors:?}");
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let mut cfg = MountConfig::new(&db, &mnt);
-    cfg.cache = Some(CacheConfig::new(dir.path().join("chunks")));
-    let mounted = musicfs_fs::mount(cfg).unwrap();
-    let track = |album: &str, n: u32| -> (PathBuf, i64) {
-        let rel = format!("{album}/{n}.flac");
-        let (v, id): (String, i64) = rusqlite::Connection::open(&db)
-            .unwrap()
-            .query_row(
-                "SELECT t.vpath, t.id FROM tracks t JOIN file_paths p ON p.file_id = t.id \
-                 WHERE p.path = ?1",
-                [rel],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        (mnt.join(v), id)
-    };
+    let (db, mnt) = (dir.path().join("lib.db"), dir.path().join("mnt"));
+    let mounted = cached_mount(&db, &mnt, dir.path().join("chunks"), true);
+    let track = |album: &str, n: u32| track(&db, &mnt, &format!("{album}/{n}.flac"));
     let cached = |id: i64| -> i64 {
         rusqlite::Connection::open(&db)
             .unwrap()
