@@ -15,6 +15,7 @@ mod admin;
 mod cache;
 mod chunker;
 mod delta;
+mod direct;
 mod error;
 mod evict;
 mod file;
@@ -29,7 +30,7 @@ pub use delta::DeltaReport;
 pub use error::{CacheError, Result};
 pub use file::{FileCache, Miss};
 pub use filler::Filler;
-pub use store::{ChunkHash, ChunkStore};
+pub use store::{ChunkHash, ChunkRead, ChunkStore};
 
 #[cfg(test)]
 mod test_data {

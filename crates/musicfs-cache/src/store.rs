@@ -8,6 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -221,6 +222,64 @@ impl ChunkStore {
         Ok(false)
     }
 
+    /// Reads chunk `hash` into `out` (exactly its length) and checks it, for a reader that
+    /// must not wait on the disk when `wait` is false (a FUSE thread): then the chunk file is
+    /// opened only if its path is in the kernel's lookup cache (`RESOLVE_CACHED`) and read
+    /// only from the page cache (`RWF_NOWAIT`). Never removes or counts anything: a chunk
+    /// that is [`ChunkRead::Unusable`] is left to [`ChunkStore::get_into`], which does.
+    pub fn read_verified(&self, hash: ChunkHash, out: &mut [u8], wait: bool) -> ChunkRead {
+        let Some(file) = open_chunk(&self.path(hash), wait) else {
+            return ChunkRead::WouldBlock;
+        };
+        let Ok(file) = file else {
+            return ChunkRead::Unusable;
+        };
+        // One byte more than wanted: a chunk file that grew is as damaged as one cut short.
+        let mut extra = 0u8;
+        let flags = if wait { 0 } else { libc::RWF_NOWAIT };
+        let mut done = 0usize;
+        while done <= out.len() {
+            let rest = &mut out[done..];
+            let iov = [
+                libc::iovec {
+                    iov_base: rest.as_mut_ptr().cast(),
+                    iov_len: rest.len(),
+                },
+                libc::iovec {
+                    iov_base: (&raw mut extra).cast(),
+                    iov_len: 1,
+                },
+            ];
+            let skip = usize::from(rest.is_empty());
+            // SAFETY: the iovecs cover live, writable memory of their stated lengths; the fd
+            // is open.
+            let n = unsafe {
+                libc::preadv2(
+                    file.as_raw_fd(),
+                    iov[skip..].as_ptr(),
+                    (2 - skip) as i32,
+                    done as libc::off_t,
+                    flags,
+                )
+            };
+            match n {
+                0 => break,
+                n if n > 0 => done += n as usize,
+                _ if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted => {}
+                _ if !wait => return ChunkRead::WouldBlock,
+                _ => return ChunkRead::Unusable,
+            }
+            if !wait && done < out.len() {
+                // Part of it is not in memory (or it was cut short: the waiting read tells).
+                return ChunkRead::WouldBlock;
+            }
+        }
+        match done == out.len() && ChunkHash::of(out) == hash {
+            true => ChunkRead::Verified,
+            false => ChunkRead::Unusable,
+        }
+    }
+
     /// Removes chunk `hash`; returns whether it was there.
     pub fn remove(&self, hash: ChunkHash) -> Result<bool> {
         let path = self.path(hash);
@@ -234,6 +293,55 @@ impl ChunkStore {
     /// Damaged chunks found (and removed) by this process.
     pub fn corruptions(&self) -> u64 {
         self.corruptions.load(Ordering::Relaxed)
+    }
+}
+
+/// What [`ChunkStore::read_verified`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkRead {
+    /// `out` holds the chunk, checked against its hash.
+    Verified,
+    /// Not without waiting on the disk (asked not to).
+    WouldBlock,
+    /// Missing, damaged, or unreadable: not served.
+    Unusable,
+}
+
+/// Opens a chunk file; `None` when `wait` is false and that would wait on the disk (a path
+/// not in the kernel's lookup cache).
+fn open_chunk(path: &Path, wait: bool) -> Option<std::io::Result<File>> {
+    use std::os::unix::ffi::OsStrExt;
+    if wait {
+        return Some(File::open(path));
+    }
+    /// `RESOLVE_CACHED` (Linux 5.12): fail with EAGAIN rather than look a name up on disk.
+    const RESOLVE_CACHED: u64 = 0x20;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return Some(Err(ErrorKind::InvalidInput.into()));
+    };
+    // SAFETY: open_how is plain data; zero is the documented default for unused fields.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.resolve = RESOLVE_CACHED;
+    // SAFETY: valid pointers to a NUL-terminated path and an open_how of the given size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a fresh descriptor we own.
+        return Some(Ok(unsafe { File::from_raw_fd(fd as i32) }));
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        // Not cached, or a kernel without openat2 / RESOLVE_CACHED: the waiting path opens it.
+        Some(libc::EAGAIN) | Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EINTR) => None,
+        _ => Some(Err(err)),
     }
 }
 
@@ -296,6 +404,53 @@ mod tests {
         // Stored again, served again.
         store.put(&data).unwrap();
         assert_eq!(store.get(hash, data.len()).unwrap(), Some(data));
+    }
+
+    #[test]
+    fn a_reader_that_cannot_wait_gets_only_whole_matching_chunks_and_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let (hash, _) = store.put(&data).unwrap();
+        let path = store.path(hash);
+        let mut out = vec![0u8; data.len()];
+        for wait in [true, false] {
+            out.fill(0);
+            // Just written: in the page cache, so the reader that cannot wait gets it too.
+            assert_eq!(
+                store.read_verified(hash, &mut out, wait),
+                ChunkRead::Verified
+            );
+            assert_eq!(out, data);
+        }
+        let mut flipped = data.clone();
+        flipped[65_000] ^= 1;
+        let grown = [&data[..], b"x"].concat();
+        for bad in [&flipped[..], &grown[..], &data[..60_000]] {
+            fs::write(&path, bad).unwrap();
+            assert_eq!(
+                store.read_verified(hash, &mut out, true),
+                ChunkRead::Unusable
+            );
+            assert_ne!(
+                store.read_verified(hash, &mut out, false),
+                ChunkRead::Verified
+            );
+            assert!(
+                path.exists(),
+                "the reader removed a chunk: repairs are get_into's"
+            );
+        }
+        fs::remove_file(&path).unwrap();
+        assert_eq!(
+            store.read_verified(hash, &mut out, true),
+            ChunkRead::Unusable
+        );
+        assert_ne!(
+            store.read_verified(hash, &mut out, false),
+            ChunkRead::Verified
+        );
+        assert_eq!(store.corruptions(), 0);
     }
 
     #[test]

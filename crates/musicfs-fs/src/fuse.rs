@@ -265,8 +265,8 @@ impl Filesystem for MusicFs {
         };
         let mut reply = Some(reply);
         BUF.with_borrow_mut(|buf| {
-            if file.read_cached(offset, size, buf) {
-                reply.take().expect("replied once").data(buf);
+            if let Some(range) = file.read_cached(offset, size, buf) {
+                reply.take().expect("replied once").data(&buf[range]);
             }
         });
         let Some(reply) = reply else { return };

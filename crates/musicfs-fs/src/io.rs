@@ -188,20 +188,25 @@ impl BackingFile {
         self.size.saturating_sub(offset).min(size as u64) as usize
     }
 
-    /// Fills `buf` from the page cache alone. `true` when it got all of `wanted`; `false` when
-    /// part of it would need the disk (then nothing is used).
-    pub(crate) fn read_cached(&self, offset: u64, size: u32, buf: &mut Vec<u8>) -> bool {
+    /// Fills `buf` from memory alone (the page cache, a remote file's window or cached
+    /// chunks): the range of `buf` holding the answer, or `None` when part of it would
+    /// need the disk or the network (then nothing is used).
+    pub(crate) fn read_cached(
+        &self,
+        offset: u64,
+        size: u32,
+        buf: &mut Vec<u8>,
+    ) -> Option<std::ops::Range<usize>> {
         let wanted = self.wanted(offset, size);
         if wanted == 0 {
-            buf.clear();
-            return true;
+            return Some(0..0);
         }
         let file = match &self.content {
             Content::Local(file) => file,
             Content::Remote(remote) => return remote.read_cached(offset, wanted, buf),
         };
         if self.nowait_unsupported.load(Ordering::Relaxed) {
-            return false;
+            return None;
         }
         buf.resize(wanted, 0);
         let iov = libc::iovec {
@@ -223,9 +228,9 @@ impl BackingFile {
             if err == Some(libc::EOPNOTSUPP) || err == Some(libc::EINVAL) {
                 self.nowait_unsupported.store(true, Ordering::Relaxed);
             }
-            return false;
+            return None;
         }
-        n as usize == wanted
+        (n as usize == wanted).then_some(0..wanted)
     }
 
     /// Reads `size` bytes at `offset` (fewer at the end of the file), waiting for the disk.

@@ -1,7 +1,11 @@
 //! A remote file open for reading: windows that grow while the reader is sequential, the
 //! next one prefetched, reads answered whole.
 
+use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, mpsc};
+
+use musicfs_db::cache_index::ChunkRow;
 
 use musicfs_origin::MirrorSet;
 
@@ -31,6 +35,9 @@ pub(crate) struct RemoteFile {
     /// The content cache's view of this file, where its origin is cached: reads it holds are
     /// served from it, and fetched bytes that continue its chunks are cut into new ones.
     cache: Option<Mutex<musicfs_cache::FileCache>>,
+    /// The cache `cache` is in: cached ranges are read from its chunk files without holding
+    /// `cache`'s lock.
+    chunk_store: Option<musicfs_cache::Cache>,
     /// The end of the reads made in order from the start (a play), and what to do once it
     /// passes [`super::prefetch::STARTED`] (prefetch the next track).
     in_order_to: std::sync::atomic::AtomicU64,
@@ -102,6 +109,7 @@ impl RemoteFile {
                 next: FIRST_WINDOW,
                 ahead: None,
             }),
+            chunk_store: cache.as_ref().map(|c| c.cache().clone()),
             cache: cache.map(Mutex::new),
             in_order_to: std::sync::atomic::AtomicU64::new(0),
             on_started: Mutex::new(None),
@@ -155,18 +163,49 @@ impl RemoteFile {
         }
     }
 
-    /// Copies `wanted` bytes at `offset` from the current window; `false` if it does not hold
-    /// them all or a fetch is under way.
-    pub(crate) fn read_cached(&self, offset: u64, wanted: usize, buf: &mut Vec<u8>) -> bool {
-        let Ok(window) = self.window.try_lock() else {
-            return false;
+    /// The `wanted` bytes at `offset`, into `buf` at the range returned, if they are in
+    /// memory: in the current window, or in chunk files the page cache holds. Never waits
+    /// (on a fetch, the cache's lock, or the disk): called on a FUSE thread.
+    pub(crate) fn read_cached(
+        &self,
+        offset: u64,
+        wanted: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Range<usize>> {
+        let found = match self.window.try_lock() {
+            Ok(window) if copy_from(&window, offset, wanted, buf) => Some(0..wanted),
+            _ => self.read_chunks(offset, wanted, buf, false),
         };
-        let copied = copy_from(&window, offset, wanted, buf);
-        drop(window);
-        if copied {
+        if found.is_some() {
             self.note_read(offset, wanted);
         }
-        copied
+        found
+    }
+
+    /// The `wanted` bytes at `offset` straight from the cache's chunk files into `buf`, at
+    /// the range returned; `None` if the cache does not hold them, one of them is damaged
+    /// (the blocking path repairs it), or (`wait` false) reading them would wait.
+    fn read_chunks(
+        &self,
+        offset: u64,
+        wanted: usize,
+        buf: &mut Vec<u8>,
+        wait: bool,
+    ) -> Option<Range<usize>> {
+        thread_local! {
+            static PLAN: RefCell<Vec<ChunkRow>> = const { RefCell::new(Vec::new()) };
+        }
+        let (cache, store) = (self.cache.as_ref()?, self.chunk_store.as_ref()?);
+        PLAN.with_borrow_mut(|plan| {
+            let planned = match wait {
+                true => cache.lock().unwrap().plan(offset, wanted, plan),
+                false => cache.try_lock().ok()?.plan(offset, wanted, plan),
+            };
+            match planned {
+                true => store.read_planned(plan, offset, wanted, buf, wait),
+                false => None,
+            }
+        })
     }
 
     /// `wanted` bytes at `offset`, fewer only at the end of the file: a short FUSE read is
@@ -200,33 +239,30 @@ impl RemoteFile {
         if offset >= window.start && offset < end {
             return Ok(window.data[(offset - window.start) as usize..].to_vec());
         }
-        // From the cache, a window's worth (growing as a fetched one would), so the next
-        // reads are answered from memory on the FUSE thread; else fetch, from where the
-        // cached chunks end if that is a little before `offset` (so the file keeps filling
-        // in), and serve from the window.
+        // From the cache (read without its lock), or its part the cache holds when the read
+        // goes past the cached bytes (the rest is fetched from where they end, not with them:
+        // the first read after a prefetched start does this); else from the cache with its
+        // lock, which repairs a damaged chunk; else fetch, from where the cached chunks end if
+        // that is a little before `offset` (so the file keeps filling in), and serve from the
+        // window.
+        let held = self
+            .cache
+            .as_ref()
+            .map_or(0, |c| c.lock().unwrap().cached());
+        let from_cache = wanted.min(held.saturating_sub(offset) as usize);
+        if from_cache > 0
+            && let Some(range) = self.read_chunks(offset, from_cache, &mut buf, true)
+        {
+            buf.truncate(range.end);
+            buf.drain(..range.start);
+            return Ok(buf);
+        }
         let (offset, skip) = match self.cache.as_ref().map(|c| {
-            let mut cache = c.lock().unwrap();
-            let held = cache.cached().saturating_sub(offset) as usize;
-            let sequential = !window.data.is_empty() && offset == end;
-            let len = if sequential {
-                window.next
-            } else {
-                FIRST_WINDOW
-            };
-            cache.read(offset, len.min(held).max(wanted))
+            c.lock()
+                .unwrap()
+                .read(offset, if from_cache > 0 { from_cache } else { wanted })
         }) {
-            Some(Ok(data)) => {
-                let sequential = !window.data.is_empty() && offset == end;
-                window.next = match sequential {
-                    true => (window.next * 2).min(MAX_WINDOW),
-                    false => FIRST_WINDOW * 2,
-                };
-                window.start = offset;
-                window.data = data;
-                window.ahead = None;
-                let to = wanted.min(window.data.len());
-                return Ok(window.data[..to].to_vec());
-            }
+            Some(Ok(data)) => return Ok(data),
             Some(Err(miss)) => (miss.fetch_from, (offset - miss.fetch_from) as usize),
             None => (offset, 0),
         };
