@@ -108,6 +108,12 @@ impl FileCache {
         self.recorded.load(Ordering::Acquire)
     }
 
+    /// The end of the chunks cut from this file so far (recorded or on their way to the
+    /// writer); `None` once nothing more will be cut (the file is whole, or refused).
+    pub fn cut_to(&self) -> Option<u64> {
+        self.filler.as_ref().map(Filler::cut_to)
+    }
+
     /// The whole file is in the cache: it can be read with every origin down.
     pub fn is_complete(&self) -> bool {
         self.cached() >= self.version.size

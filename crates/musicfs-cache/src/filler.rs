@@ -23,6 +23,11 @@ impl Filler {
         }
     }
 
+    /// The end of the chunks cut so far (the bytes fed after it are held until a boundary).
+    pub fn cut_to(&self) -> u64 {
+        self.start
+    }
+
     /// The offset of the next byte to feed.
     pub fn next_offset(&self) -> u64 {
         self.start + self.pending.len() as u64

@@ -116,23 +116,32 @@ impl RemoteFile {
         })
     }
 
-    /// Fetches this file into the cache from where its cached bytes end up to `upto`, in
-    /// pieces, stopping early once `stop` is set (the file was opened for real: the reader
-    /// goes on from what is cached by then). No read-ahead: nothing past `upto` is fetched.
+    /// Fetches this file into the cache from where its cached bytes end until its chunks
+    /// reach `upto`, stopping early once `stop` is set (the file was opened for real: the
+    /// reader goes on from what is cached by then). Chunks are kept whole, so past `upto` it
+    /// fetches small pieces until a chunk boundary is found: what it fetched after the last
+    /// boundary is lost (the play fetches it again), at most one small piece.
     pub(crate) fn fill_cache(
         &self,
         upto: u64,
         stop: &std::sync::atomic::AtomicBool,
     ) -> std::io::Result<()> {
         const PIECE: u64 = 1 << 20;
+        const BOUNDARY_PIECE: u64 = 32 << 10;
         let Some(cache) = &self.cache else {
             return Ok(());
         };
-        let mut at = cache.lock().unwrap().cached();
-        let upto = upto.min(self.fetcher.size);
-        while at < upto && !stop.load(std::sync::atomic::Ordering::Acquire) {
-            let len = PIECE.min(upto - at) as usize;
-            let data = self.fetcher.fetch(at, len)?;
+        let size = self.fetcher.size;
+        let (mut at, upto) = (cache.lock().unwrap().cached(), upto.min(size));
+        while at < size && !stop.load(std::sync::atomic::Ordering::Acquire) {
+            if cache.lock().unwrap().cut_to().is_none_or(|cut| cut >= upto) {
+                break;
+            }
+            let len = match at < upto {
+                true => PIECE.min(upto - at),
+                false => BOUNDARY_PIECE.min(size - at),
+            };
+            let data = self.fetcher.fetch(at, len as usize)?;
             if data.is_empty() {
                 break;
             }

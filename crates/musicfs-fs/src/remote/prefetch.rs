@@ -125,11 +125,9 @@ impl Prefetcher {
             Ok(file) => file,
             Err(_) => return Ok(()), // changed or unreachable: the play will say so
         };
-        // Chunks are kept whole: read to the end of the one holding the last wanted byte.
-        let upto = (want + musicfs_cache::MAX_CHUNK as u64).min(size);
         let stop = Arc::new(AtomicBool::new(false));
         *self.current.lock().unwrap() = Some((file_id, stop.clone()));
-        let filled = file.fill_cache(upto, &stop);
+        let filled = file.fill_cache(want, &stop);
         drop(file);
         self.cache.flush(); // recorded: an open from now on finds them
         self.current.lock().unwrap().take();
