@@ -52,15 +52,15 @@ pub(crate) struct FileChunks {
     pub recorded: Arc<AtomicU64>,
 }
 
-/// A file's whole chunk list, its chunk files stored already (a delta fetch): recorded in
-/// one transaction, replacing the previous version's list.
+/// A file's whole chunk list, its chunk files staged (a delta fetch): recorded in one
+/// transaction, replacing the previous version's list, then published.
 pub(crate) struct Rows {
     pub file_id: i64,
     pub version: FileVersion,
     pub rows: Vec<musicfs_db::cache_index::ChunkRow>,
-    /// Chunk files written for it (hash, bytes): the store's growth, and what to delete if
-    /// it is not recorded.
-    pub written: Vec<(crate::ChunkHash, u64)>,
+    /// The new version's chunks the store did not hold (the reused ones it does): its growth,
+    /// published once recorded, else dropped.
+    pub staged: Vec<crate::Staged>,
     pub recorded: Arc<AtomicU64>,
 }
 

@@ -118,16 +118,16 @@ impl FileCache {
                 return Ok(None);
             }
         }
-        // Cut the new version and store its chunks (the reused ones are stored already).
+        // Cut the new version and stage its chunks (the reused ones are stored already).
         let mut filler = Filler::new(0);
         let mut rows = Vec::new();
-        let mut written = Vec::new();
+        let mut staged = Vec::new();
         let mut failed = None;
         let mut keep = |chunks: Vec<crate::Chunk>, rows: &mut Vec<ChunkRow>| {
             for c in chunks {
-                match store.put(&c.data) {
-                    Ok((hash, true)) => written.push((hash, c.data.len() as u64)),
-                    Ok((_, false)) => {}
+                match store.stage(&c.data) {
+                    Ok(s) if s.is_new() => staged.push(s),
+                    Ok(_) => {}
                     Err(err) => failed = Some(err),
                 }
                 rows.push(ChunkRow {
@@ -169,7 +169,7 @@ impl FileCache {
             file_id: self.file_id,
             version: self.version().clone(),
             rows: rows.clone(),
-            written,
+            staged,
             recorded: self.recorded.clone(),
         };
         if !self.cache.send(Job::Rows(job), true) {

@@ -30,7 +30,7 @@ pub use delta::DeltaReport;
 pub use error::{CacheError, Result};
 pub use file::{FileCache, Miss};
 pub use filler::Filler;
-pub use store::{ChunkHash, ChunkRead, ChunkStore};
+pub use store::{ChunkHash, ChunkRead, ChunkStore, Staged};
 
 #[cfg(test)]
 mod test_data {

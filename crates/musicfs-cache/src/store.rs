@@ -80,16 +80,25 @@ impl ChunkStore {
         Ok(store)
     }
 
+    /// Removes temporary files of writers that are gone: at once when the process named in
+    /// the file (`<pid>-<n>`) no longer runs, else once older than [`STALE_TMP`] (a reused
+    /// pid, or a process in another PID namespace sharing the store).
     fn sweep_stale_tmp(&self) {
         let Ok(entries) = fs::read_dir(&self.tmp) else {
             return;
         };
         let now = SystemTime::now();
         for entry in entries.flatten() {
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_TMP);
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split('-').next()?.parse::<u32>().ok());
+            let dead = pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            let stale = dead
+                || entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_TMP);
             if stale {
                 let _ = fs::remove_file(entry.path());
             }
@@ -148,9 +157,25 @@ impl ChunkStore {
     /// Stores `data` under its hash. Returns the hash and whether bytes were written (false:
     /// the store had it already).
     pub fn put(&self, data: &[u8]) -> Result<(ChunkHash, bool)> {
+        let staged = self.stage(data)?;
+        let (hash, new) = (staged.hash, staged.is_new());
+        self.publish(staged)?;
+        Ok((hash, new))
+    }
+
+    /// Writes `data` under a temporary name: no reader, here or in another process sharing
+    /// the store, sees it until [`ChunkStore::publish`]. The writer stages a batch, records
+    /// its rows, then publishes: a process killed in between leaves temporary files (swept
+    /// at the next open), never a chunk file that no row names, which nothing would delete.
+    pub fn stage(&self, data: &[u8]) -> Result<Staged> {
         let hash = ChunkHash::of(data);
+        let len = data.len() as u64;
         if self.contains(hash, data.len()) {
-            return Ok((hash, false));
+            return Ok(Staged {
+                hash,
+                len,
+                tmp: None,
+            });
         }
         let tmp = self.tmp.join(format!(
             "{}-{}",
@@ -162,7 +187,19 @@ impl ChunkStore {
             let _ = fs::remove_file(&tmp);
             return Err(CacheError::io(&tmp, err));
         }
-        let path = self.path(hash);
+        Ok(Staged {
+            hash,
+            len,
+            tmp: Some(tmp),
+        })
+    }
+
+    /// Moves a staged chunk under its name (nothing to do if the store had it already).
+    pub fn publish(&self, mut staged: Staged) -> Result<()> {
+        let Some(tmp) = staged.tmp.take() else {
+            return Ok(());
+        };
+        let path = self.path(staged.hash);
         let renamed = fs::rename(&tmp, &path).or_else(|err| match err.kind() {
             ErrorKind::NotFound => {
                 let shard = path.parent().expect("a chunk path has a shard folder");
@@ -175,7 +212,7 @@ impl ChunkStore {
             let _ = fs::remove_file(&tmp);
             return Err(CacheError::io(&path, err));
         }
-        Ok((hash, true))
+        Ok(())
     }
 
     /// The bytes of chunk `hash` (`len` of them), checked against the hash. `None` if it is
@@ -293,6 +330,31 @@ impl ChunkStore {
     /// Damaged chunks found (and removed) by this process.
     pub fn corruptions(&self) -> u64 {
         self.corruptions.load(Ordering::Relaxed)
+    }
+}
+
+/// A chunk written by [`ChunkStore::stage`], not yet published. Dropped unpublished, its
+/// temporary file is removed.
+#[derive(Debug)]
+pub struct Staged {
+    pub hash: ChunkHash,
+    pub len: u64,
+    /// None: the store held the chunk already.
+    tmp: Option<PathBuf>,
+}
+
+impl Staged {
+    /// Whether publishing it adds a file to the store (else the store had it).
+    pub fn is_new(&self) -> bool {
+        self.tmp.is_some()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
     }
 }
 
@@ -468,9 +530,16 @@ mod tests {
     fn stale_temporary_files_are_swept_and_fresh_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         drop(ChunkStore::open(dir.path()).unwrap());
-        let (stale, fresh) = (dir.path().join(".tmp/1-0"), dir.path().join(".tmp/2-0"));
+        let tmp = dir.path().join(".tmp");
+        // Pid 1 runs (stale by age only); this process runs; 4194305 is above any pid_max.
+        let (stale, fresh) = (
+            tmp.join("1-0"),
+            tmp.join(format!("{}-0", std::process::id())),
+        );
+        let dead = tmp.join("4194305-7");
         fs::write(&stale, b"half a chunk").unwrap();
         fs::write(&fresh, b"being written").unwrap();
+        fs::write(&dead, b"a killed writer's").unwrap();
         File::options()
             .write(true)
             .open(&stale)
@@ -479,7 +548,28 @@ mod tests {
             .unwrap();
         drop(ChunkStore::open(dir.path()).unwrap());
         assert!(!stale.exists());
+        assert!(!dead.exists(), "a dead writer's temporary file was kept");
         assert!(fresh.exists(), "a live writer's temporary file was removed");
+    }
+
+    #[test]
+    fn a_staged_chunk_is_invisible_until_published_and_gone_if_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let data = vec![5u8; 30_000];
+        let staged = store.stage(&data).unwrap();
+        let hash = staged.hash;
+        assert!(staged.is_new());
+        assert!(!store.contains(hash, data.len()), "visible before publish");
+        drop(staged);
+        assert_eq!(fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
+        assert_eq!(files_in(dir.path()), 0);
+        let staged = store.stage(&data).unwrap();
+        store.publish(staged).unwrap();
+        assert_eq!(store.get(hash, data.len()).unwrap(), Some(data.clone()));
+        // Stored already: nothing new to publish.
+        assert!(!store.stage(&data).unwrap().is_new());
+        assert_eq!(fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
     }
 
     #[test]

@@ -120,15 +120,13 @@ fn record(index: &mut CacheIndex, shared: &Shared, batch: FileChunks) {
         }
         Err(err) => return refuse(&err.to_string()),
     }
-    let mut written = Vec::new();
+    // Staged, recorded, then published: a chunk file under its name always has a row (a
+    // crash in between leaves temporary files, swept at the next open).
+    let mut staged = Vec::with_capacity(batch.chunks.len());
     for c in &batch.chunks {
-        match shared.store.put(&c.data) {
-            Ok((hash, true)) => written.push(hash),
-            Ok((_, false)) => {}
-            Err(err) => {
-                forget_written(index, shared, &written);
-                return refuse(&err.to_string());
-            }
+        match shared.store.stage(&c.data) {
+            Ok(s) => staged.push(s),
+            Err(err) => return refuse(&err.to_string()),
         }
     }
     let rows: Vec<ChunkRow> = batch
@@ -144,15 +142,20 @@ fn record(index: &mut CacheIndex, shared: &Shared, batch: FileChunks) {
         .collect();
     match index.add_chunks(file_id, &batch.version, &rows, batch.cached_to, now_ns()) {
         Ok(true) => {
+            publish(shared, staged);
             batch.recorded.fetch_max(batch.cached_to, Ordering::AcqRel);
         }
-        Ok(false) => {
-            forget_written(index, shared, &written);
-            refuse("it changed, or was removed, since it was opened");
-        }
-        Err(err) => {
-            forget_written(index, shared, &written);
-            refuse(&err.to_string());
+        Ok(false) => refuse("it changed, or was removed, since it was opened"),
+        Err(err) => refuse(&err.to_string()),
+    }
+}
+
+/// Publishes recorded chunks. One that fails (its disk) is as a chunk lost later: the read
+/// that needs it finds it missing and fetches it again.
+fn publish(shared: &Shared, staged: Vec<crate::Staged>) {
+    for s in staged {
+        if let Err(err) = shared.store.publish(s) {
+            tracing::warn!("content cache: {err}");
         }
     }
 }
@@ -161,8 +164,12 @@ fn record(index: &mut CacheIndex, shared: &Shared, batch: FileChunks) {
 /// the bytes it added.
 fn record_rows(index: &mut CacheIndex, shared: &Shared, job: Rows) {
     let file_id = job.file_id;
-    let written: Vec<crate::ChunkHash> = job.written.iter().map(|(h, _)| *h).collect();
-    let added: u64 = job.written.iter().map(|(_, n)| n).sum();
+    let added: u64 = job
+        .staged
+        .iter()
+        .filter(|s| s.is_new())
+        .map(|s| s.len)
+        .sum();
     let size = job.version.size;
     let recorded = match evict::make_room(index, shared, added, file_id) {
         Ok(true) => index.add_chunks(file_id, &job.version, &job.rows, size, now_ns()),
@@ -171,23 +178,14 @@ fn record_rows(index: &mut CacheIndex, shared: &Shared, job: Rows) {
     };
     match recorded {
         Ok(true) => {
+            publish(shared, job.staged);
             job.recorded.fetch_max(size, Ordering::AcqRel);
         }
         other => {
             if let Err(err) = other {
                 tracing::warn!("content cache: file {file_id}: {err}");
             }
-            forget_written(index, shared, &written);
             shared.refused.lock().unwrap().insert(file_id);
-        }
-    }
-}
-
-/// Deletes chunk files this batch wrote that no row names (a batch that was not recorded).
-fn forget_written(index: &CacheIndex, shared: &Shared, written: &[crate::ChunkHash]) {
-    for &hash in written {
-        if !matches!(index.chunk_refs(hash.to_sql()), Ok(Some(_))) {
-            let _ = shared.store.remove(hash);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `musicfs cache` from the command line, while `musicfs mount` runs: `warm` makes an artist
 //! playable with the server gone, `stats` says so, `clear` forgets it; and a mount killed
-//! (SIGKILL) while it writes chunks leaves none that is served wrong.
+//! (SIGKILL) while it writes chunks leaves none that is served wrong, and no disk leaked.
 
 mod support;
 
@@ -255,10 +255,101 @@ fn a_mount_killed_while_caching_leaves_no_chunk_served_wrong() {
     let mounted = mount(&db, &mnt, &cache_dir);
     let got = std::fs::read(mnt.join(&vpath)).unwrap();
     assert!(got == want, "the file read after the kills differs");
-    drop(mounted);
-    let cached: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
+    interrupt(mounted);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let cached: i64 = conn
         .query_row("SELECT count(*) FROM cached_files", [], |r| r.get(0))
         .unwrap();
     assert!(cached >= 1);
+    assert_no_leak(&db, &cache_dir);
+}
+
+/// Stops a mount as on Ctrl-C (its cache writer finishes its queue).
+fn interrupt(mut mounted: MountChild) {
+    let sent = Command::new("kill")
+        .args(["-INT", &mounted.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert!(mounted.wait().unwrap().success());
+}
+
+/// No disk leaked by killed mounts: every chunk file is named by a row (a file without one
+/// would never be evicted nor counted against the cap), and killed writers' temporary files
+/// were swept when the store was opened again.
+fn assert_no_leak(db: &Path, cache_dir: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let named: std::collections::HashSet<String> = conn
+        .prepare("SELECT printf('%016x', hash) FROM chunk_refs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let unnamed: Vec<PathBuf> = chunk_files(cache_dir)
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|p| !named.contains(&p.file_name().unwrap().to_string_lossy().into_owned()))
+        .collect();
+    assert!(unnamed.is_empty(), "chunk files no row names: {unnamed:?}");
+    let tmp: Vec<_> = std::fs::read_dir(cache_dir.join(".tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(tmp.is_empty(), "temporary files left: {tmp:?}");
+}
+
+#[test]
+fn a_mount_killed_between_storing_and_recording_chunks_leaks_no_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let music = dir.path().join("music");
+    let files =
+        musicfs_tools::generate_library_with(&music, 3, 13, &[musicfs_tools::Format::Mp3]).unwrap();
+    let big = &files[0].path;
+    musicfs_tools::retag::grow(big, 4 << 20, 5).unwrap();
+    let sshd = match musicfs_tools::servers::SshServer::start(&dir.path().join("sshd")) {
+        Ok(server) => server,
+        Err(reason) => return musicfs_tools::missing_prerequisite(&reason),
+    };
+    let (db, cache_dir, mnt) = (
+        dir.path().join("lib.db"),
+        dir.path().join("chunks"),
+        dir.path().join("mnt"),
+    );
+    run(Command::new(env!("CARGO_BIN_EXE_musicfs-scan"))
+        .args(["--quiet", "--db"])
+        .arg(&db)
+        .arg(sshd.url(&music)));
+    let rel = big.strip_prefix(&music).unwrap().to_str().unwrap();
+    let vpath: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT t.vpath FROM tracks t JOIN file_paths p ON p.file_id = t.id WHERE p.path = ?1",
+            [rel],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut mounted = mount(&db, &mnt, &cache_dir);
+    // The DB is locked (as by a scanner's long write): the cache's writer stores the chunks
+    // of the file read, then waits to record them; it is killed while it waits.
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let got = std::fs::read(mnt.join(&vpath)).unwrap();
+    assert!(
+        got == std::fs::read(big).unwrap(),
+        "read through the mount differs"
+    );
+    let stored = wait_for(Duration::from_secs(10), || {
+        !chunk_files(&cache_dir).is_empty()
+            || std::fs::read_dir(cache_dir.join(".tmp")).is_ok_and(|mut d| d.next().is_some())
+    });
+    assert!(stored, "the writer stored nothing");
+    mounted.kill().unwrap();
+    let _ = mounted.wait();
+    drop(mounted);
+    lock.execute_batch("ROLLBACK").unwrap();
+    // Opened again, and stopped cleanly.
+    interrupt(mount(&db, &mnt, &cache_dir));
+    assert_no_leak(&db, &cache_dir);
 }
