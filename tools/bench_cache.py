@@ -209,6 +209,13 @@ def bench_delta(srv, bins, work, sizes, corpus):
             shutil.copy(source, path)
             retag(bins, [path], "--grow", str(size))
             files.append((fmt, size, path))
+    # A real Ogg Vorbis file as it is (an Ogg stream cannot be grown by bytes after it).
+    nebula = corpus / "deb-singularity-music/usr/share/games/singularity/music/Nebula.ogg"
+    if nebula.exists():
+        path = root / "ogg" / "track.ogg"
+        path.parent.mkdir(parents=True)
+        shutil.copy(nebula, path)
+        files.append(("ogg", path.stat().st_size, path))
     proxy, port = srv.proxy(srv.ssh_port, 20)
     db, cache, mnt = lib / "lib.db", lib / "chunks", lib / "mnt"
     db.unlink(missing_ok=True)

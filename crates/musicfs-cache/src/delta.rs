@@ -15,6 +15,7 @@ use md5::{Digest, Md5};
 use crate::cache::{Job, Rows};
 use crate::error::Result;
 use crate::file::FileCache;
+use crate::ogg::{self, Renumbering};
 use crate::store::{ChunkHash, ChunkStore};
 use crate::{Filler, MAX_CHUNK};
 use musicfs_db::cache_index::ChunkRow;
@@ -45,17 +46,32 @@ pub struct DeltaReport {
     pub reused: u64,
 }
 
-/// Reads ranges of a file from its chunks in the store, each chunk verified.
+/// Reads ranges of a file from its chunks in the store, each chunk verified; an Ogg file's
+/// renumbered, where its new version's pages were (`ogg.rs`).
 struct OldBytes<'a> {
     store: &'a ChunkStore,
     chunks: &'a [ChunkRow],
     last: Option<(usize, Vec<u8>)>,
+    renumbering: Option<Renumbering>,
 }
 
 impl OldBytes<'_> {
-    /// `len` bytes at `offset` (None: a chunk is missing or damaged).
+    /// `len` bytes at `offset`, renumbered if that is set (None: a chunk is missing or
+    /// damaged).
     fn read(&mut self, offset: u64, len: usize) -> Option<Vec<u8>> {
-        let end = offset + len as u64;
+        let mut out = self.read_raw(offset, len)?;
+        if let Some(renumbering) = self.renumbering.take() {
+            let applied = renumbering.apply(offset, &mut out, &mut |o, n| self.read_raw(o, n));
+            self.renumbering = Some(renumbering);
+            applied?;
+        }
+        Some(out)
+    }
+
+    /// `len` bytes at `offset` as stored (fewer at the end of the file).
+    fn read_raw(&mut self, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let size = self.chunks.last().map_or(0, |c| c.offset + c.len as u64);
+        let end = (offset + len as u64).min(size);
         let mut i = self
             .chunks
             .partition_point(|c| c.offset + c.len as u64 <= offset);
@@ -106,8 +122,47 @@ impl FileCache {
             store,
             chunks: &basis,
             last: None,
+            renumbering: None,
         };
-        let Some((plan, probed)) = plan(&mut old, old_size, new_size, fetch)? else {
+        // Every byte fetched from the origin, counted; the head an Ogg file's renumbering
+        // was found in is kept and not fetched again.
+        let fetched = std::cell::Cell::new(0u64);
+        let head = std::cell::RefCell::new(Vec::new());
+        let fetch = |offset: u64, len: usize| -> std::io::Result<Vec<u8>> {
+            let head = head.borrow();
+            let end = offset as usize + len;
+            if end <= head.len() {
+                return Ok(head[offset as usize..end].to_vec());
+            }
+            drop(head);
+            let got = fetch(offset, len)?;
+            fetched.set(fetched.get() + got.len() as u64);
+            Ok(got)
+        };
+        if old.read_raw(0, 4).is_some_and(|m| m == b"OggS") {
+            let limit = (new_size as f64 * MAX_END_SHARE) as usize;
+            let Some(pages) = ogg::pages(old_size, &mut |o, n| old.read_raw(o, n)) else {
+                return Ok(None);
+            };
+            old.renumbering = loop {
+                let at = head.borrow().len();
+                let want = HEAD_PIECE.min(new_size as usize - at);
+                if want == 0 || at >= limit {
+                    return Ok(None);
+                }
+                let piece = fetch(at as u64, want).map_err(crate::CacheError::Read)?;
+                if piece.is_empty() {
+                    return Ok(None);
+                }
+                head.borrow_mut().extend_from_slice(&piece);
+                let found =
+                    Renumbering::find(&head.borrow(), &pages, &mut |o, n| old.read_raw(o, n));
+                if found.is_some() {
+                    break found;
+                }
+            };
+        }
+        let Some((plan, _)) = plan(&mut old, old_size, new_size, &fetch)? else {
             return Ok(None);
         };
         if let Some(md5) = plain_md5(self.version().etag.as_deref()) {
@@ -149,14 +204,7 @@ impl FileCache {
             return Ok(None);
         }
         let report = DeltaReport {
-            fetched: plan
-                .iter()
-                .map(|p| match p {
-                    Part::Fetched(b) => b.len() as u64,
-                    Part::Old { .. } => 0,
-                })
-                .sum::<u64>()
-                + probed,
+            fetched: fetched.get(),
             reused: plan
                 .iter()
                 .map(|p| match p {

@@ -20,6 +20,7 @@ mod error;
 mod evict;
 mod file;
 mod filler;
+mod ogg;
 mod store;
 mod writer;
 
