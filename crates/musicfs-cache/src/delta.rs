@@ -162,7 +162,7 @@ impl FileCache {
                 }
             };
         }
-        let Some((plan, _)) = plan(&mut old, old_size, new_size, &fetch)? else {
+        let Some(plan) = plan(&mut old, old_size, new_size, &fetch)? else {
             return Ok(None);
         };
         if let Some(md5) = plain_md5(self.version().etag.as_deref()) {
@@ -230,15 +230,15 @@ impl FileCache {
     }
 }
 
-/// The parts of the new version (fetched head, old middle shifted, fetched tail) and the
-/// bytes fetched to probe the middle. None if the ends do not meet the old bytes within their
+/// The parts of the new version (fetched head, old middle shifted, fetched tail), its middle
+/// probed. None if the ends do not meet the old bytes within their
 /// limits, or a probe of the middle differs.
 fn plan(
     old: &mut OldBytes,
     old_size: u64,
     new_size: u64,
     fetch: &dyn Fn(u64, usize) -> std::io::Result<Vec<u8>>,
-) -> Result<Option<(Vec<Part>, u64)>> {
+) -> Result<Option<Vec<Part>>> {
     let limit = ((new_size as f64 * MAX_END_SHARE) as u64).max(HEAD_PIECE as u64);
     let anchors = anchors(old, old_size);
     // The head: until a run of it is the old bytes at some shift.
@@ -287,7 +287,6 @@ fn plan(
         }
     }
     let mut parts = vec![Part::Fetched(head)];
-    let mut probed = 0;
     if t > h {
         let (from, len) = (old_at(h), t - h);
         if from < 0 || from as u64 + len > old_size {
@@ -305,7 +304,6 @@ fn plan(
                 tracing::info!("delta fetch: a probe at {at} differs from the old bytes");
                 return Ok(None);
             }
-            probed += n as u64;
         }
         parts.push(Part::Old {
             old_offset: from as u64,
@@ -315,7 +313,7 @@ fn plan(
     if !tail.is_empty() {
         parts.push(Part::Fetched(tail));
     }
-    Ok(Some((parts, probed)))
+    Ok(Some(parts))
 }
 
 /// `ANCHOR` bytes of the old file every `ANCHOR_EVERY` bytes of its head, to their offsets.

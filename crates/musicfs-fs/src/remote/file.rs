@@ -35,9 +35,9 @@ pub(crate) struct RemoteFile {
     /// The content cache's view of this file, where its origin is cached: reads it holds are
     /// served from it, and fetched bytes that continue its chunks are cut into new ones.
     cache: Option<Mutex<musicfs_cache::FileCache>>,
-    /// The cache `cache` is in: cached ranges are read from its chunk files without holding
-    /// `cache`'s lock.
-    chunk_store: Option<musicfs_cache::Cache>,
+    /// The mount's cache, which `cache` is a file of: cached ranges are read from its chunk
+    /// files without holding `cache`'s lock.
+    shared_cache: Option<musicfs_cache::Cache>,
     /// The end of the reads made in order from the start (a play), and what to do once it
     /// passes [`super::prefetch::STARTED`] (prefetch the next track).
     in_order_to: std::sync::atomic::AtomicU64,
@@ -109,7 +109,7 @@ impl RemoteFile {
                 next: FIRST_WINDOW,
                 ahead: None,
             }),
-            chunk_store: cache.as_ref().map(|c| c.cache().clone()),
+            shared_cache: cache.as_ref().map(|c| c.cache().clone()),
             cache: cache.map(Mutex::new),
             in_order_to: std::sync::atomic::AtomicU64::new(0),
             on_started: Mutex::new(None),
@@ -204,14 +204,14 @@ impl RemoteFile {
         thread_local! {
             static PLAN: RefCell<Vec<ChunkRow>> = const { RefCell::new(Vec::new()) };
         }
-        let (cache, store) = (self.cache.as_ref()?, self.chunk_store.as_ref()?);
+        let (cache, shared) = (self.cache.as_ref()?, self.shared_cache.as_ref()?);
         PLAN.with_borrow_mut(|plan| {
             let planned = match wait {
                 true => cache.lock().unwrap().plan(offset, wanted, plan),
                 false => cache.try_lock().ok()?.plan(offset, wanted, plan),
             };
             match planned {
-                true => store.read_planned(plan, offset, wanted, buf, wait),
+                true => shared.read_planned(plan, offset, wanted, buf, wait),
                 false => None,
             }
         })
