@@ -400,3 +400,49 @@ pub fn incompressible_library(
     }
     files
 }
+
+/// A Python with mutagen (the tagging library Picard and beets use), for re-tags as real
+/// tools write them: `$MUSICFS_PYTHON`, else the venv `.ci/run` makes
+/// (`~/.cache/musicfs/venv`), else `python3`. None, loudly, when it cannot import mutagen.
+pub fn mutagen_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/musicfs/venv/bin/python"))
+        .filter(|p| p.exists());
+    let python = std::env::var_os("MUSICFS_PYTHON")
+        .map(PathBuf::from)
+        .or(venv)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let ok = Command::new(&python)
+        .args(["-c", "import mutagen"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Some(python)
+    } else {
+        missing_prerequisite(&format!(
+            "{} cannot import mutagen (pip install mutagen, or set MUSICFS_PYTHON)",
+            python.display()
+        ));
+        None
+    }
+}
+
+/// Encodes `seconds` of noise into `out` with ffmpeg and its default layout for the
+/// extension (M4A: `moov` after `mdat`), plus `extra` arguments. None, loudly, without ffmpeg.
+pub fn ffmpeg_encode(out: &Path, seconds: u32, extra: &[&str]) -> Option<()> {
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("anoisesrc=d={seconds}:c=pink:a=0.3"))
+        .args(["-ac", "2"])
+        .args(extra)
+        .arg(out)
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(()),
+        Ok(s) => panic!("ffmpeg failed ({s}) making {}", out.display()),
+        Err(err) => {
+            missing_prerequisite(&format!("no ffmpeg ({err}): apt-get install ffmpeg"));
+            None
+        }
+    }
+}

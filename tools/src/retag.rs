@@ -70,7 +70,9 @@ pub fn noise(len: usize, seed: u64) -> impl Iterator<Item = u8> {
 
 /// Grows a file to `bytes` with noise after its audio (FLAC, MP3: players and lofty stop at
 /// the last frame), or inside its `mdat` atom (MP4: the atom's size is patched, so the file
-/// stays valid whether `moov` comes before or after it).
+/// stays valid whether `moov` comes before or after it). A FLAC file whose metadata is all
+/// it has (the generator's) gets a frame sync where its frames would start, so that it
+/// parses as FLAC with frames.
 pub fn grow(path: &Path, bytes: u64, seed: u64) -> std::io::Result<()> {
     let mut data = std::fs::read(path)?;
     let len = data.len() as u64;
@@ -80,8 +82,12 @@ pub fn grow(path: &Path, bytes: u64, seed: u64) -> std::io::Result<()> {
     let extra = (bytes - len) as usize;
     let is_mp4 = data.get(4..8) == Some(b"ftyp");
     if !is_mp4 {
+        let mut tail: Vec<u8> = noise(extra, seed).collect();
+        if data.starts_with(b"fLaC") && extra >= 2 {
+            tail[..2].copy_from_slice(&[0xff, 0xf8]);
+        }
         let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
-        return file.write_all(&noise(extra, seed).collect::<Vec<_>>());
+        return file.write_all(&tail);
     }
     let mut at = 0usize;
     while at + 8 <= data.len() {

@@ -15,6 +15,7 @@ mod admin;
 mod cache;
 mod chunker;
 mod delta;
+mod delta_plan;
 mod direct;
 mod error;
 mod evict;
