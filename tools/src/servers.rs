@@ -373,6 +373,39 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// Puts `bytes` at `key` of `bucket` with a bare unsigned HTTP/1.1 request, every byte of
+    /// the key but letters and digits percent-encoded: keys the S3 client refuses to write
+    /// (`Icon\r`, `a//b`, `./x`) can be made so.
+    pub fn put_raw(&self, bucket: &str, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        use std::io::{Read, Write};
+        let host = self.endpoint().trim_start_matches("http://").to_owned();
+        let encoded: String = key
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let mut stream = std::net::TcpStream::connect(&host)?;
+        write!(
+            stream,
+            "PUT /{bucket}/{encoded} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            bytes.len()
+        )?;
+        stream.write_all(bytes)?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        anyhow::ensure!(
+            answer.starts_with("HTTP/1.1 200"),
+            "putting {key:?}: {}",
+            answer.lines().next().unwrap_or("")
+        );
+        Ok(())
+    }
+}
+
 /// `PUT /bucket` with a bare HTTP/1.1 request: moto accepts unsigned requests, and this keeps
 /// an HTTP client out of the tools' dependencies.
 fn create_bucket(endpoint: &str, bucket: &str) -> anyhow::Result<()> {

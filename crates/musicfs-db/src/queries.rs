@@ -84,7 +84,7 @@ pub const FILE_IN_FOLDER: &str = "SELECT id, name, size, mtime_ns, scan_retry, i
      WHERE folder_id = ?1 AND name = ?2";
 pub const FILES_BY_IDENTITY: &str =
     "SELECT id, folder_id, name, size, mtime_ns FROM files WHERE ino = ?2 AND dev = ?1";
-pub const BACKING_PATH: &str = "SELECT o.id, o.root, d.path, f.name, o.kind FROM files f \
+pub const BACKING_PATH: &str = "SELECT o.id, o.root, d.path, f.name, o.kind, f.etag FROM files f \
      JOIN folders d ON d.id = f.folder_id JOIN origins o ON o.id = d.origin_id WHERE f.id = ?1";
 pub const SKIPPED_NAMES: &str = "SELECT name FROM skipped WHERE folder_id = ?1";
 pub const CHANGES_SINCE: &str =
@@ -235,6 +235,8 @@ pub struct BackingPath {
     pub rel: Vec<u8>,
     /// `origins.kind`: `local`, `sftp` or `s3` (then `root` is the origin's URL).
     pub kind: String,
+    /// The S3 ETag scanned (`files.etag`): reads of the file ask for that version only.
+    pub etag: Option<String>,
 }
 
 impl BackingPath {
@@ -258,6 +260,7 @@ pub fn backing_path(conn: &Connection, file_id: i64) -> Result<Option<BackingPat
             root: r.get::<_, PathBytes>(1)?.into_vec(),
             rel,
             kind: r.get(4)?,
+            etag: r.get(5)?,
         })
     })
     .optional()

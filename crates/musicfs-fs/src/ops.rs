@@ -273,7 +273,8 @@ impl OpenJob {
             prefetch.opened(self.file_id);
         }
         let cached = self.file_cache();
-        match crate::remote::RemoteFile::open(set, self.backing.rel, self.size, cached) {
+        let (rel, etag) = (self.backing.rel, self.backing.etag);
+        match crate::remote::RemoteFile::open(set, rel, self.size, etag, cached) {
             Ok(file) => {
                 if let Some(prefetch) = self.prefetch {
                     let ino = self.ino;

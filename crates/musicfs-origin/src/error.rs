@@ -29,6 +29,17 @@ pub enum OriginError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The server answered but could not serve now (a 5xx, a throttle, a connection reset
+    /// mid-answer): the same request may well succeed later. A file or folder failing so is
+    /// read again next time, never taken as broken or gone.
+    #[error("{origin}: {path}: failed for now: {cause}")]
+    Busy {
+        origin: String,
+        path: String,
+        cause: String,
+    },
+    /// The file is another version than the one scanned (S3: its ETag no longer matches):
+    /// its bytes are never served as the scanned file's.
     #[error("{origin}: {path}: changed since it was listed ({cause})")]
     Changed {
         origin: String,
@@ -67,6 +78,8 @@ impl OriginError {
             }
             OriginError::Io { kind, .. } => *kind,
             OriginError::Local { source, .. } => source.kind(),
+            // Never `Interrupted`: `read_exact` would retry it at once, forever.
+            OriginError::Busy { .. } => std::io::ErrorKind::Other,
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, self)

@@ -12,6 +12,7 @@ mod mirrors;
 mod range;
 mod runtime;
 mod s3;
+mod s3_http;
 mod s3_listing;
 #[cfg(feature = "scripted")]
 pub mod scripted;
@@ -37,6 +38,9 @@ pub struct Entry {
     pub name: Vec<u8>,
     pub is_dir: bool,
     pub meta: Meta,
+    /// Why this name is listed but cannot be served (S3: a key that is no usable path, such
+    /// as macOS's `Icon\r` or `a//b`; `name` is then escaped): to report, never to read.
+    pub refused: Option<String>,
 }
 
 /// What the origin says about a file: enough to tell whether it changed since the last scan.
@@ -63,8 +67,17 @@ pub trait Origin: Send + Sync {
     fn reads_tell_size(&self) -> bool {
         false
     }
-    /// [`Origin::read_at`], and the file's whole size where the answer tells it.
-    fn read_at_sized(&self, rel: &[u8], offset: u64, len: usize) -> Result<(Vec<u8>, Option<u64>)> {
+    /// [`Origin::read_at`], and the file's whole size where the answer tells it. `etag`: the
+    /// version scanned, where the origin keeps ETags (S3); a read of any other version fails
+    /// with [`OriginError::Changed`], so bytes of two versions are never mixed. Other origins
+    /// ignore it (the size check is theirs).
+    fn read_at_sized(
+        &self,
+        rel: &[u8],
+        offset: u64,
+        len: usize,
+        _etag: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<u64>)> {
         Ok((self.read_at(rel, offset, len)?, None))
     }
     /// A cheap round trip proving the origin answers and its root exists; returns its latency.
@@ -88,13 +101,14 @@ pub trait Origin: Send + Sync {
 
     /// A reader of `rel` from `offset` to its end in one request, for a sequential reader
     /// (a player), where the origin can stream (S3: one GET instead of a GET per window).
-    /// Each wait for more bytes fails after `stall`. `None`: not supported here, use
-    /// [`Origin::read_at`].
+    /// Each wait for more bytes fails after `stall`. `etag` as for [`Origin::read_at_sized`].
+    /// `None`: not supported here, use [`Origin::read_at`].
     fn stream_from(
         &self,
         _rel: &[u8],
         _offset: u64,
         _stall: Duration,
+        _etag: Option<&str>,
     ) -> Option<Result<Box<dyn std::io::Read + Send>>> {
         None
     }

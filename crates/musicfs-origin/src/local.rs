@@ -137,6 +137,7 @@ impl Origin for LocalOrigin {
                 name: entry.file_name().as_bytes().to_vec(),
                 is_dir: kind.is_dir(),
                 meta: meta_of(&meta),
+                refused: None,
             });
         }
         Ok(entries)

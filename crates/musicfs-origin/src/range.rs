@@ -47,6 +47,8 @@ pub struct RangeReader {
     fetched: u64,
     /// Opened at the first fetch; `Some(None)` where the origin has no handles.
     file: Option<Option<Box<dyn OpenFile>>>,
+    /// The version to read (S3's ETag as listed): another one fails the read.
+    etag: Option<String>,
 }
 
 impl RangeReader {
@@ -68,7 +70,14 @@ impl RangeReader {
             deadline,
             fetched: 0,
             file: None,
+            etag: None,
         }
+    }
+
+    /// Reads only the version whose ETag is `etag` (see [`Origin::read_at_sized`]).
+    pub fn with_etag(mut self, etag: Option<String>) -> RangeReader {
+        self.etag = etag;
+        self
     }
 
     /// Bytes fetched from the origin by this reader.
@@ -113,7 +122,10 @@ impl RangeReader {
         }
         let data = match &mut self.file {
             Some(Some(file)) => file.read_at(start, len),
-            _ => self.origin.read_at(&self.rel, start, len),
+            _ => self
+                .origin
+                .read_at_sized(&self.rel, start, len, self.etag.as_deref())
+                .map(|(data, _)| data),
         }
         .map_err(crate::OriginError::into_io)?;
         tracing::trace!(

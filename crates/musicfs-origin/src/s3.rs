@@ -11,10 +11,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use crate::error::{OriginError, Result};
+use crate::s3_http::{Connector, OddKeys, S3Refusal};
 use crate::s3_listing::{FLAT_MAX_KEYS, ListedAhead};
 use crate::secret::Secret;
 use crate::{Entry, Meta, Origin, OriginUrl};
@@ -35,6 +37,8 @@ pub struct S3Origin {
     timeout: Duration,
     fetched: Arc<AtomicU64>,
     listed_ahead: ListedAhead,
+    /// Keys the HTTP layer took out of listing pages, for the listing to report.
+    odd_keys: OddKeys,
     /// Which keys are in use (never the secret), for an authentication error to name.
     keys_from: String,
 }
@@ -180,7 +184,11 @@ impl S3Origin {
             None => endpoint.is_some(),
         };
         let timeout = crate::timeout_option(&url, Duration::from_secs(30));
+        let odd_keys = OddKeys::default();
         let mut builder = AmazonS3Builder::new()
+            .with_http_connector(Connector {
+                odd_keys: odd_keys.clone(),
+            })
             .with_bucket_name(bucket)
             .with_region(region)
             .with_virtual_hosted_style_request(!path_style)
@@ -221,6 +229,7 @@ impl S3Origin {
             timeout,
             fetched: Arc::default(),
             listed_ahead: ListedAhead::default(),
+            odd_keys,
             keys_from,
         })
     }
@@ -253,6 +262,7 @@ impl S3Origin {
                     name: name.as_bytes().to_vec(),
                     is_dir: true,
                     meta: Meta::default(),
+                    refused: None,
                 });
             }
         }
@@ -265,7 +275,12 @@ impl S3Origin {
                 name: name.as_bytes().to_vec(),
                 is_dir: false,
                 meta: meta_of(object),
+                refused: None,
             });
+        }
+        let base = listed_prefix(&key);
+        for odd in self.take_odd_keys(&base) {
+            entries.push(odd_entry(odd.strip_prefix(&base).unwrap_or(&odd), &odd));
         }
         Ok(entries)
     }
@@ -289,40 +304,101 @@ impl S3Origin {
             }
             Ok(Some(objects))
         });
+        let odd = self.take_odd_keys(&base);
         match walked.map_err(|e| self.error(rel, e))? {
-            Some(objects) => Ok(Some(self.listed_ahead.split(rel, objects))),
+            Some(objects) => {
+                let mut own = self.listed_ahead.split(rel, objects);
+                for key in odd {
+                    own.push(odd_entry(key.strip_prefix(&base).unwrap_or(&key), &key));
+                }
+                Ok(Some(own))
+            }
             None => Ok(None),
         }
     }
 
+    /// The odd keys the HTTP layer took out of the listing pages of `prefix` (as sent).
+    fn take_odd_keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys = self
+            .odd_keys
+            .lock()
+            .unwrap()
+            .remove(prefix)
+            .unwrap_or_default();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Classifies a failed request by what the server answered (its status and S3's error
+    /// code) or how the connection failed, never by the text of the message: a key or a URL
+    /// may hold any digits or words.
     fn error(&self, rel: &[u8], err: object_store::Error) -> OriginError {
         let path = String::from_utf8_lossy(rel).into_owned();
         let origin = self.display.clone();
-        match err {
-            object_store::Error::NotFound { .. } => OriginError::NotFound { origin, path },
-            object_store::Error::PermissionDenied { source, .. }
-            | object_store::Error::Unauthenticated { source, .. } => OriginError::Auth {
-                origin,
-                cause: format!("{} ({})", chain(source.as_ref()), self.keys_from),
-            },
-            object_store::Error::Precondition { .. } => OriginError::Changed {
+        if let object_store::Error::Precondition { .. } = err {
+            return OriginError::Changed {
                 origin,
                 path,
-                cause: "its ETag changed".into(),
+                cause: "its ETag is not the one scanned".into(),
+            };
+        }
+        match failure_of(&err) {
+            Failure::Refused(refusal) => match refusal.status {
+                404 => OriginError::NotFound { origin, path },
+                412 => OriginError::Changed {
+                    origin,
+                    path,
+                    cause: format!("{refusal}: its ETag is not the one scanned"),
+                },
+                401 => OriginError::Auth {
+                    origin,
+                    cause: format!("{refusal} ({})", self.keys_from),
+                },
+                // Keys refused as such, or anything refused at the root: the whole origin.
+                403 if rel.is_empty() || refusal.code.as_deref().is_some_and(refused_keys) => {
+                    OriginError::Auth {
+                        origin,
+                        cause: format!("{refusal} ({})", self.keys_from),
+                    }
+                }
+                // Access denied below the root (a policy on one prefix): that folder or file.
+                403 => OriginError::Io {
+                    origin,
+                    path,
+                    cause: format!("{refusal}: access denied"),
+                    kind: std::io::ErrorKind::PermissionDenied,
+                },
+                408 | 429 | 500..=599 => OriginError::Busy {
+                    origin,
+                    path,
+                    cause: refusal.to_string(),
+                },
+                _ => OriginError::Io {
+                    origin,
+                    path,
+                    cause: refusal.to_string(),
+                    kind: std::io::ErrorKind::Other,
+                },
             },
-            object_store::Error::Generic { source, .. } => {
-                let cause = chain(source.as_ref());
-                if refused_credentials(&cause) {
-                    let cause = format!("{cause} ({})", self.keys_from);
-                    OriginError::Auth { origin, cause }
-                } else {
-                    OriginError::Unreachable { origin, cause }
+            Failure::Transport(HttpErrorKind::Connect | HttpErrorKind::Timeout) => {
+                OriginError::Unreachable {
+                    origin,
+                    cause: transport_cause(&err),
                 }
             }
-            other => OriginError::Io {
+            // Reset or cut off mid-answer: the server was there, the next try may pass.
+            Failure::Transport(HttpErrorKind::Request | HttpErrorKind::Interrupted) => {
+                OriginError::Busy {
+                    origin,
+                    path,
+                    cause: transport_cause(&err),
+                }
+            }
+            Failure::Transport(_) | Failure::Other => OriginError::Io {
                 origin,
                 path,
-                cause: other.to_string(),
+                cause: transport_cause(&err),
                 kind: std::io::ErrorKind::Other,
             },
         }
@@ -333,25 +409,48 @@ impl S3Origin {
     }
 }
 
-/// Whether a failed request was refused for its credentials. `object_store` reports most
-/// non-2xx answers (a list's 403 among them) as generic errors whose text holds the status
-/// and S3's error code; its status type is private, so the text is all there is.
-fn refused_credentials(cause: &str) -> bool {
-    const CODES: [&str; 8] = [
-        "403 Forbidden",
-        "401 Unauthorized",
-        "SignatureDoesNotMatch",
-        "InvalidAccessKeyId",
-        "AccessDenied",
-        "ExpiredToken",
-        "InvalidToken",
-        "AuthorizationHeaderMalformed",
-    ];
-    CODES.iter().any(|code| cause.contains(code))
+/// S3 error codes that refuse the keys themselves (not access to one prefix).
+fn refused_keys(code: &str) -> bool {
+    matches!(
+        code,
+        "SignatureDoesNotMatch"
+            | "InvalidAccessKeyId"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "TokenRefreshRequired"
+            | "AuthorizationHeaderMalformed"
+            | "MissingSecurityHeader"
+            | "InvalidClientTokenId"
+    )
 }
 
-/// An error and its sources on one line (reqwest's top line alone says little).
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+/// What went wrong with a request, from the error's sources.
+enum Failure {
+    /// The server answered with an error status.
+    Refused(S3Refusal),
+    /// No usable answer: the connection failed, timed out or was cut.
+    Transport(HttpErrorKind),
+    Other,
+}
+
+fn failure_of(err: &object_store::Error) -> Failure {
+    let mut transport = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(refusal) = e.downcast_ref::<S3Refusal>() {
+            return Failure::Refused(refusal.clone());
+        }
+        if let Some(http) = e.downcast_ref::<HttpError>() {
+            transport.get_or_insert(http.kind());
+        }
+        source = e.source();
+    }
+    transport.map_or(Failure::Other, Failure::Transport)
+}
+
+/// An error and its sources on one line (reqwest's top line alone says little). Bodies of
+/// error answers never get here: the HTTP layer keeps only their status and code.
+fn transport_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -363,6 +462,27 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// The prefix a listing of `key` sends: `a/b/`, empty for the root.
+fn listed_prefix(key: &Path) -> String {
+    match key.as_ref() {
+        "" => String::new(),
+        k => format!("{k}/"),
+    }
+}
+
+/// A listed key that cannot be a path here: reported under an escaped name, never read.
+fn odd_entry(below: &str, key: &str) -> Entry {
+    Entry {
+        name: below.escape_debug().to_string().into_bytes(),
+        is_dir: false,
+        meta: Meta::default(),
+        refused: Some(format!(
+            "S3 key {key:?} is not a usable path (an empty, `.` or `..` segment, or a control \
+             character): not served"
+        )),
+    }
 }
 
 fn meta_of(m: &object_store::ObjectMeta) -> Meta {
@@ -406,20 +526,29 @@ impl Origin for S3Origin {
     }
 
     fn read_at(&self, rel: &[u8], offset: u64, len: usize) -> Result<Vec<u8>> {
-        Ok(self.read_at_sized(rel, offset, len)?.0)
+        Ok(self.read_at_sized(rel, offset, len, None)?.0)
     }
 
     fn reads_tell_size(&self) -> bool {
         true
     }
 
-    /// One ranged GET; its `Content-Range` carries the object's whole size.
-    fn read_at_sized(&self, rel: &[u8], offset: u64, len: usize) -> Result<(Vec<u8>, Option<u64>)> {
+    /// One ranged GET; its `Content-Range` carries the object's whole size. With `etag`,
+    /// the GET carries `If-Match`: another version is refused by the server (412), so its
+    /// bytes never arrive.
+    fn read_at_sized(
+        &self,
+        rel: &[u8],
+        offset: u64,
+        len: usize,
+        etag: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<u64>)> {
         if len == 0 {
             return Ok((Vec::new(), None));
         }
         let key = self.key(rel)?;
         let options = GetOptions {
+            if_match: etag.map(str::to_owned),
             range: Some(GetRange::Bounded(offset..offset + len as u64)),
             ..GetOptions::default()
         };
@@ -430,10 +559,12 @@ impl Origin for S3Origin {
         });
         let (bytes, size) = match got {
             Ok(got) => got,
-            // A range starting at or past the end: S3 answers 416.
-            Err(object_store::Error::Generic { source, .. })
-                if source.to_string().contains("416")
-                    || source.to_string().contains("Range Not Satisfiable") =>
+            // A range starting at or past the end: S3 answers 416, the end of the file.
+            Err(e)
+                if matches!(
+                    failure_of(&e),
+                    Failure::Refused(S3Refusal { status: 416, .. })
+                ) =>
             {
                 return Ok((Vec::new(), None));
             }
@@ -450,6 +581,8 @@ impl Origin for S3Origin {
         let listed = self
             .block_on(self.store.list_with_delimiter(prefix))
             .map_err(|e| self.error(b"", e))?;
+        // Odd keys are the scan's to report: a health check leaves none behind.
+        self.take_odd_keys(&listed_prefix(&key));
         Ok(!listed.objects.is_empty() || !listed.common_prefixes.is_empty())
     }
 
@@ -462,11 +595,13 @@ impl Origin for S3Origin {
         rel: &[u8],
         offset: u64,
         stall: Duration,
+        etag: Option<&str>,
     ) -> Option<Result<Box<dyn std::io::Read + Send>>> {
         let stall = stall.min(self.timeout);
         let opened = (|| {
             let key = self.key(rel)?;
             let options = GetOptions {
+                if_match: etag.map(str::to_owned),
                 range: Some(GetRange::Offset(offset)),
                 ..GetOptions::default()
             };
@@ -525,5 +660,108 @@ impl std::io::Read for S3Stream {
         out[..n].copy_from_slice(&self.chunk[..n]);
         self.chunk = self.chunk.slice(n..);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// An HTTP server on loopback answering every request with `status` and `body` (what an
+    /// S3 server answers when it refuses), for statuses moto cannot be made to give.
+    fn answering(status: &'static str, body: &'static str) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    request.push(byte[0]);
+                }
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        port
+    }
+
+    fn origin(port: u16) -> S3Origin {
+        let url = OriginUrl::parse(&format!("s3://bucket?endpoint=http://127.0.0.1:{port}"));
+        S3Origin::new(url.unwrap()).unwrap()
+    }
+
+    const SIGNATURE_BODY: &str = "<Error><Code>SignatureDoesNotMatch</Code><Message>The \
+        request signature we calculated does not match</Message><AWSAccessKeyId>AKIALEAKED1234\
+        </AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256 secret-ish</StringToSign>\
+        <CanonicalRequest>GET /bucket</CanonicalRequest></Error>";
+
+    #[test]
+    fn a_server_error_is_transient_even_when_its_url_holds_416() {
+        let port = answering(
+            "503 Service Unavailable",
+            "<Error><Code>SlowDown</Code><Message>416 reasons</Message></Error>",
+        );
+        let err = origin(port)
+            .read_at(b"Album 416/x.flac", 0, 100)
+            .expect_err("a 503 is no end of file");
+        assert!(matches!(err, OriginError::Busy { .. }), "{err:?}");
+        assert!(err.to_string().contains("HTTP 503 SlowDown"), "{err}");
+        assert!(!err.is_origin_down());
+    }
+
+    #[test]
+    fn a_range_past_the_end_is_the_end() {
+        let port = answering(
+            "416 Requested Range Not Satisfiable",
+            "<Error><Code>InvalidRange</Code></Error>",
+        );
+        assert_eq!(origin(port).read_at(b"x.flac", 1000, 100).unwrap(), b"");
+    }
+
+    #[test]
+    fn refused_keys_stop_the_origin_a_denied_prefix_only_its_folder_and_no_body_is_shown() {
+        let port = answering("403 Forbidden", SIGNATURE_BODY);
+        let err = origin(port).list(b"Artist/Album").unwrap_err();
+        assert!(matches!(err, OriginError::Auth { .. }), "{err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("HTTP 403 SignatureDoesNotMatch"), "{shown}");
+        for secret in [
+            "AKIALEAKED",
+            "StringToSign",
+            "CanonicalRequest",
+            "AWS4-HMAC",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+
+        let port = answering("403 Forbidden", "<Error><Code>AccessDenied</Code></Error>");
+        let err = origin(port).list(b"Artist/Album").unwrap_err();
+        assert!(
+            matches!(&err, OriginError::Io { kind, .. } if *kind == std::io::ErrorKind::PermissionDenied),
+            "{err:?}"
+        );
+        assert!(!err.is_origin_down(), "{err}");
+        // At the root, nothing can be listed: the origin as a whole.
+        assert!(origin(port).list(b"").unwrap_err().is_origin_down());
+    }
+
+    #[test]
+    fn another_version_is_refused_as_changed() {
+        let port = answering(
+            "412 Precondition Failed",
+            "<Error><Code>PreconditionFailed</Code></Error>",
+        );
+        let err = origin(port)
+            .read_at_sized(b"x.flac", 0, 10, Some("\"abc\""))
+            .unwrap_err();
+        assert!(matches!(err, OriginError::Changed { .. }), "{err:?}");
     }
 }

@@ -57,8 +57,14 @@ impl ListedAhead {
         let mut folders: HashMap<Vec<u8>, Vec<Entry>> = HashMap::new();
         folders.insert(rel.to_vec(), Vec::new());
         for (key, meta) in objects {
-            // A "folder marker" object (`dir/`) or a key with empty segments names no file.
-            if key.is_empty() || key.split('/').any(str::is_empty) {
+            // A "folder marker" object (`dir/`) or a key with empty segments names no file;
+            // a `.` or `..` segment would name a path outside its folder (the HTTP layer
+            // takes such keys out already: this holds whatever lists them).
+            if key.is_empty()
+                || key
+                    .split('/')
+                    .any(|s| s.is_empty() || s == "." || s == "..")
+            {
                 continue;
             }
             let mut parent = rel.to_vec();
@@ -73,6 +79,7 @@ impl ListedAhead {
                             name: part.as_bytes().to_vec(),
                             is_dir: true,
                             meta: Meta::default(),
+                            refused: None,
                         });
                     }
                 } else {
@@ -80,6 +87,7 @@ impl ListedAhead {
                         name: part.as_bytes().to_vec(),
                         is_dir: false,
                         meta: meta.clone(),
+                        refused: None,
                     });
                 }
                 parent = child;

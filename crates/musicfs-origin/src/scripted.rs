@@ -140,6 +140,7 @@ impl Origin for ScriptedOrigin {
                     size: if is_dir { 0 } else { bytes.len() as u64 },
                     ..Meta::default()
                 },
+                refused: None,
             });
         }
         Ok(entries)
@@ -170,7 +171,13 @@ impl Origin for ScriptedOrigin {
         self.tells_size.load(Ordering::Relaxed)
     }
 
-    fn read_at_sized(&self, rel: &[u8], offset: u64, len: usize) -> Result<(Vec<u8>, Option<u64>)> {
+    fn read_at_sized(
+        &self,
+        rel: &[u8],
+        offset: u64,
+        len: usize,
+        _etag: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<u64>)> {
         let data = self.read_at(rel, offset, len)?;
         let size = self
             .reads_tell_size()
@@ -184,6 +191,7 @@ impl Origin for ScriptedOrigin {
         rel: &[u8],
         offset: u64,
         stall: Duration,
+        _etag: Option<&str>,
     ) -> Option<Result<Box<dyn std::io::Read + Send>>> {
         if !self.streams.load(Ordering::Relaxed) {
             return None;

@@ -46,7 +46,12 @@ impl Walk<'_> {
             complete: true,
         };
         for entry in entries {
-            if entry.is_dir {
+            if let Some(reason) = entry.refused {
+                // One odd key (macOS's `Icon\r`, `a//b`) is reported alone; the rest of its
+                // folder is indexed as usual.
+                self.report("skipped", &self.abs(&join(rel, &entry.name)), &reason);
+                listing.skipped.push((entry.name, reason));
+            } else if entry.is_dir {
                 listing.subdirs.push(entry.name);
             } else if audio_extension(&entry.name).is_some() {
                 listing.files.push(Listed {
@@ -75,12 +80,15 @@ impl Walk<'_> {
         }
         let path_rel = join(rel, &file.name);
         let path = self.abs(&path_rel);
+        // Only the listed version is read: a rewrite since the listing fails the read (and
+        // the file is read again next scan) rather than pair new tags with the old ETag.
         let reader = RangeReader::new(
             origin.clone(),
             path_rel,
             file.size as u64,
             Some(Instant::now() + self.tag_timeout),
-        );
+        )
+        .with_etag(file.etag.clone());
         let outcome = musicfs_tags::read_track_from(std::io::BufReader::new(reader), &path);
         Counters::bump(&self.counters.read, 1);
         self.show_remote_progress(origin.as_ref());

@@ -11,6 +11,10 @@ pub(super) struct Fetcher {
     pub(super) rel: Arc<[u8]>,
     /// The size the DB knows: only mirrors whose copy has it serve this file.
     pub(super) size: u64,
+    /// The primary's ETag scanned (S3): its reads ask for that version only (`If-Match`), so
+    /// a file rewritten since the scan fails instead of serving another version's bytes.
+    /// Mirrors were never scanned (their ETags are their own): the size check covers them.
+    pub(super) etag: Option<Arc<str>>,
     /// Per mirror: its copy's size agrees with the DB (None: not known yet). Learned from a
     /// stat, or from the first read where the origin's reads tell the size (S3).
     pub(super) agrees: Arc<Mutex<Vec<Option<bool>>>>,
@@ -76,10 +80,12 @@ impl Fetcher {
                 continue;
             }
             let mirror = &self.set.mirrors[i];
-            return match mirror
-                .origin
-                .stream_from(&self.rel, offset, self.set.attempt_timeout)?
-            {
+            return match mirror.origin.stream_from(
+                &self.rel,
+                offset,
+                self.set.attempt_timeout,
+                self.etag_for(i),
+            )? {
                 Ok(reader) => Some(reader),
                 Err(err) => {
                     tracing::warn!("{err}; reading in ranges instead");
@@ -88,6 +94,11 @@ impl Fetcher {
             };
         }
         None
+    }
+
+    /// The ETag a read of mirror `i` must match: the primary's (mirror 0) only.
+    pub(super) fn etag_for(&self, i: usize) -> Option<&str> {
+        self.etag.as_deref().filter(|_| i == PRIMARY)
     }
 
     pub(super) fn describe(&self) -> String {
@@ -118,10 +129,20 @@ impl Fetcher {
     /// size) marks that mirror as disagreeing and moves on.
     pub(super) fn fetch(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         let (rel, expected, agrees) = (self.rel.clone(), self.size, self.agrees.clone());
+        let etag = self.etag.clone();
         let (_, data) = self
             .set
             .call(&|i| self.usable(i), move |i, o| {
-                let (data, told) = o.read_at_sized(&rel, offset, len)?;
+                let etag = etag.as_deref().filter(|_| i == PRIMARY);
+                let (data, told) = match o.read_at_sized(&rel, offset, len, etag) {
+                    Err(err @ musicfs_origin::OriginError::Changed { .. }) => {
+                        // Another version than the one scanned: this mirror no longer serves it.
+                        agrees.lock().unwrap()[i] = Some(false);
+                        tracing::warn!("{err}: not read from that mirror");
+                        return Err(err);
+                    }
+                    other => other?,
+                };
                 let short = data.len() < len && offset + (data.len() as u64) < expected;
                 let size = told.or(short.then_some(offset + data.len() as u64));
                 if let Some(size) = size {
@@ -142,6 +163,9 @@ impl Fetcher {
         Ok(data)
     }
 }
+
+/// The mirror the DB's rows were scanned from (the registry puts it first).
+const PRIMARY: usize = 0;
 
 /// A mirror's copy of `path` is another version than the DB's: said once per open file.
 fn warn_other_size(path: &str, there: u64, db: u64) {

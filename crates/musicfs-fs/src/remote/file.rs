@@ -61,6 +61,7 @@ impl RemoteFile {
         set: Arc<MirrorSet>,
         rel: Vec<u8>,
         size: u64,
+        etag: Option<String>,
         cache: Option<musicfs_cache::FileCache>,
     ) -> Result<RemoteFile, OpenFailure> {
         let fetcher = Arc::new(Fetcher {
@@ -69,6 +70,7 @@ impl RemoteFile {
             set,
             rel: rel.into(),
             size,
+            etag: etag.map(Into::into),
         });
         let held = cache.as_ref().is_some_and(|c| c.cached() > 0);
         let opened = match held {

@@ -121,7 +121,7 @@ impl Prefetcher {
             .remotes
             .get(backing.origin_id, &backing.root, &backing.kind)
             .map_err(|e| crate::FsError::Cache(musicfs_cache::CacheError::Read(e.into_io())))?;
-        let file = match RemoteFile::open(set, backing.rel, size, Some(cached)) {
+        let file = match RemoteFile::open(set, backing.rel, size, backing.etag, Some(cached)) {
             Ok(file) => file,
             Err(_) => return Ok(()), // changed or unreachable: the play will say so
         };

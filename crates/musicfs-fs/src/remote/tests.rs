@@ -24,7 +24,7 @@ fn set(origins: &[&Arc<ScriptedOrigin>], timeout: Duration) -> Arc<MirrorSet> {
 
 /// `rel` of `set`, which must open (its size as the DB would know it: `size`).
 fn opened(set: Arc<MirrorSet>, rel: &[u8], size: usize) -> RemoteFile {
-    match RemoteFile::open(set, rel.to_vec(), size as u64, None) {
+    match RemoteFile::open(set, rel.to_vec(), size as u64, None, None) {
         Ok(file) => file,
         Err(_) => panic!("{} did not open", String::from_utf8_lossy(rel)),
     }
@@ -130,7 +130,13 @@ fn a_mirror_holding_another_size_never_serves_the_file() {
     primary.set_fault(Fault::Down);
     let set = set(&[&primary, &mirror], Duration::from_millis(200));
     let started = Instant::now();
-    match RemoteFile::open(set.clone(), b"x.flac".to_vec(), bytes.len() as u64, None) {
+    match RemoteFile::open(
+        set.clone(),
+        b"x.flac".to_vec(),
+        bytes.len() as u64,
+        None,
+        None,
+    ) {
         Ok(_) => panic!("opened from a mirror of another size"),
         Err(OpenFailure::Origin(err)) => assert!(err.is_origin_down(), "{err}"),
         Err(OpenFailure::Changed(_)) => panic!("the primary's copy was never seen"),
@@ -142,7 +148,7 @@ fn a_mirror_holding_another_size_never_serves_the_file() {
     // Changed on every mirror: refused as changed, not served.
     primary.set_fault(Fault::None);
     primary.put(b"x.flac", content(95_000, 3));
-    match RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64, None) {
+    match RemoteFile::open(set, b"x.flac".to_vec(), bytes.len() as u64, None, None) {
         Err(OpenFailure::Changed(size)) => assert!(size == 95_000 || size == 90_000),
         _ => panic!("a file changed everywhere must be refused as changed"),
     }

@@ -247,6 +247,7 @@ impl Origin for SftpOrigin {
                     name: name.as_bytes().to_vec(),
                     is_dir: kind.is_dir(),
                     meta: meta_of(&stat),
+                    refused: None,
                 })
             })
             .collect())
