@@ -9,6 +9,9 @@ pub enum CacheError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A cache folder or file another user could read or change: the cache is not used.
+    #[error("{path}: refused as the content cache: it {why}")]
+    Unsafe { path: PathBuf, why: String },
     #[error("reading the content to chunk: {0}")]
     Read(std::io::Error),
     #[error("content cache index: {0}")]
