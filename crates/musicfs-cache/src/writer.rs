@@ -34,7 +34,10 @@ pub(crate) fn run(mut index: CacheIndex, shared: Arc<Shared>, jobs: Receiver<Job
         tracing::warn!("content cache: {err}");
     }
     loop {
-        match jobs.recv_timeout(TICK) {
+        let job = jobs.recv_timeout(TICK);
+        // Given back once the job is done: its chunk bytes are held until then.
+        let bytes = job.as_ref().map_or(0, Job::bytes);
+        match job {
             Ok(Job::Chunks(batch)) => record(&mut index, &shared, batch),
             Ok(Job::Rows(rows)) => record_rows(&mut index, &shared, rows),
             Ok(Job::Touch(file_id)) => {
@@ -50,6 +53,7 @@ pub(crate) fn run(mut index: CacheIndex, shared: Arc<Shared>, jobs: Receiver<Job
                 return;
             }
         }
+        shared.queue.give_back(bytes);
         if last_tick.elapsed() >= TICK {
             tick(&mut index, &shared, &mut touched);
             last_tick = Instant::now();
