@@ -405,10 +405,35 @@ fn the_same_bytes_at_two_paths_are_stored_once() {
     assert_eq!(stats.totals.bytes, size + other, "the copy is stored once");
     assert!(stats.dedup_ratio() > 1.3, "{}", stats.dedup_ratio());
 
-    // Another cache folder: the rows describe chunks it does not have, so they are forgotten
-    // (nothing is taken for cached that is not there), and the new folder fills in.
+    // Another cache folder (as the cache's disk not mounted): the rows describe chunks it
+    // does not have. The mount runs without a cache, and nothing is forgotten or made there.
+    let other = dir.path().join("other-chunks");
+    let files_cached = stats.usage.files;
+    let mounted = cached_mount(&db, &mnt, other.clone(), false);
+    let plays = walk_relative(&mnt)
+        .into_iter()
+        .filter(|(p, d)| !d && !p.starts_with(".search"))
+        .filter(|(p, _)| std::fs::read(mnt.join(p)).unwrap() == want)
+        .count();
+    assert_eq!(
+        plays, 2,
+        "the mount without its cache plays from the origin"
+    );
+    mounted.unmount().unwrap();
+    assert!(!other.exists(), "a new cache was made in the wrong folder");
+    assert_eq!(
+        musicfs_cache::stats(&conn).unwrap(),
+        stats,
+        "the cache changed"
+    );
+    assert_eq!(stats.usage.files, files_cached);
+    // `cache clear` with that folder: the rows are forgotten, and the new folder fills in.
+    assert_eq!(
+        musicfs_cache::clear(&db, &other, None).unwrap(),
+        (files_cached, 0)
+    );
     drop(conn);
-    let mounted = cached_mount(&db, &mnt, dir.path().join("other-chunks"), false);
+    let mounted = cached_mount(&db, &mnt, other, false);
     mounted.flush_cache();
     let conn = rusqlite::Connection::open(&db).unwrap();
     assert_eq!(musicfs_cache::stats(&conn).unwrap().usage.files, 0);

@@ -38,6 +38,53 @@ impl CacheConfig {
     }
 }
 
+/// Whether the folder `dir` holds the store this DB's cache rows describe; checked before
+/// anything is made in it. A folder without a store, or with another one, is refused while
+/// the rows describe cached files (they would be forgotten, or taken for cached); with none
+/// to lose, any folder will do ([`adopt`] records it). A DB that never recorded a store
+/// (rows written before stores had an identity) takes the folder it is given.
+pub(crate) fn check_identity(index: &CacheIndex, dir: &Path) -> Result<()> {
+    let Some(expected) = index.store_id().map_err(CacheError::Db)? else {
+        return Ok(());
+    };
+    let found = ChunkStore::peek_id(dir)?;
+    if found.as_deref() == Some(expected.as_str()) {
+        return Ok(());
+    }
+    let files = musicfs_db::cache_index::cache_use(index.conn())
+        .map_err(CacheError::Db)?
+        .files;
+    if files == 0 {
+        return Ok(());
+    }
+    let found = match found {
+        Some(id) => format!("the folder holds another store, {id}"),
+        None if !dir.exists() => "the folder does not exist".to_owned(),
+        None => "the folder holds no store (no .store-id)".to_owned(),
+    };
+    Err(CacheError::NotThisCache {
+        dir: dir.to_owned(),
+        expected,
+        found,
+        files,
+    })
+}
+
+/// Records `store` as the one the DB's rows describe, after [`check_identity`] passed. Rows
+/// left by another store (chunks no file uses, not yet deleted) are dropped first, their
+/// files left alone: they are not in this folder.
+pub(crate) fn adopt(index: &mut CacheIndex, store: &ChunkStore) -> Result<()> {
+    let id = store.id()?;
+    let recorded = index.store_id().map_err(CacheError::Db)?;
+    if recorded.as_deref() == Some(id.as_str()) {
+        return Ok(());
+    }
+    if recorded.is_some() {
+        index.forget_all().map_err(CacheError::Db)?;
+    }
+    index.set_store_id(&id).map_err(CacheError::Db)
+}
+
 /// Chunks of one file to record, cut from fetched bytes: the writer stores the chunk files
 /// then their rows.
 pub(crate) struct FileChunks {
@@ -187,9 +234,15 @@ pub struct Cache {
 impl Cache {
     /// Opens the store and the index writer of `db`. The DB must be writable: the cache's
     /// rows are part of it (`cached_files`, `chunks`).
+    ///
+    /// Refuses ([`CacheError::NotThisCache`]) a folder that is not the store the DB's rows
+    /// describe while they describe cached files, before making anything in it: a cache disk
+    /// not mounted must not turn into an empty new cache and a forgotten old one.
     pub fn open(db: &Path, config: CacheConfig) -> Result<Cache> {
+        let mut index = CacheIndex::open(db).map_err(CacheError::Db)?;
+        check_identity(&index, &config.dir)?;
         let store = ChunkStore::open(&config.dir)?;
-        let index = CacheIndex::open(db).map_err(CacheError::Db)?;
+        adopt(&mut index, &store)?;
         let shared = Arc::new(Shared {
             store,
             config,
@@ -297,6 +350,7 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::time::Duration;
 
     use super::*;
@@ -366,5 +420,102 @@ mod tests {
         assert_eq!(cache.shared.queue.queued(), 0, "bytes not given back");
         assert!(cache.send(job(0), false));
         cache.close();
+    }
+
+    fn cached_files(db: &Path) -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM cached_files", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn recorded_store(db: &Path) -> Option<String> {
+        CacheIndex::open(db).unwrap().store_id().unwrap()
+    }
+
+    /// A cache disk not mounted (the folder missing, or an empty mount point), or another
+    /// cache folder: refused, naming both stores and the way out, and nothing is changed; the
+    /// right folder back, the cache is as it was; `cache clear` makes the new folder the cache.
+    #[test]
+    fn another_or_missing_cache_folder_is_refused_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("lib.db");
+        let config = |name: &str| CacheConfig::new(dir.path().join(name));
+        let cache = Cache::open(&db, config("disk")).unwrap();
+        let id = cache.store().id().unwrap();
+        cache.close();
+        drop(cache);
+        assert_eq!(recorded_store(&db).as_deref(), Some(id.as_str()));
+        // A file cached (its row as the writer leaves it).
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF; INSERT INTO cached_files \
+             (file_id, size, mtime_ns, etag, cached, last_access) VALUES (7, 10, 0, NULL, 10, 0)",
+        )
+        .unwrap();
+        let other = ChunkStore::open(&dir.path().join("other"))
+            .unwrap()
+            .id()
+            .unwrap();
+        fs::create_dir(dir.path().join("mountpoint")).unwrap();
+        for (name, found) in [
+            ("unmounted", "the folder does not exist".to_owned()),
+            ("mountpoint", "the folder holds no store".to_owned()),
+            ("other", format!("the folder holds another store, {other}")),
+        ] {
+            let err = Cache::open(&db, config(name)).err().expect("opened");
+            let text = err.to_string();
+            assert!(
+                matches!(err, CacheError::NotThisCache { files: 1, .. }),
+                "{text}"
+            );
+            for said in [
+                &dir.path().join(name).display().to_string(),
+                &id,
+                &found,
+                "musicfs cache clear",
+                "--cache-dir",
+                "not mounted",
+            ] {
+                assert!(text.contains(said), "{said:?} not in: {text}");
+            }
+            assert_eq!(cached_files(&db), 1, "{name}: rows forgotten");
+            assert_eq!(recorded_store(&db).as_deref(), Some(id.as_str()));
+            assert!(
+                ChunkStore::peek_id(&dir.path().join(name)).unwrap() != Some(id.clone()),
+                "{name}: a store was made"
+            );
+        }
+        assert!(
+            !dir.path().join("unmounted").exists(),
+            "the folder was made"
+        );
+        assert!(
+            fs::read_dir(dir.path().join("mountpoint"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+        // One origin's files cannot be cleared into another folder; all can.
+        let err = crate::clear(&db, &dir.path().join("other"), Some(b"/x")).unwrap_err();
+        assert!(matches!(err, CacheError::NotThisCache { .. }), "{err}");
+        // The disk back: as it was.
+        Cache::open(&db, config("disk")).unwrap().close();
+        assert_eq!(cached_files(&db), 1);
+        // Cleared with the new folder: it becomes the cache, the old one's files untouched.
+        assert_eq!(
+            crate::clear(&db, &dir.path().join("unmounted"), None).unwrap(),
+            (1, 0)
+        );
+        assert_eq!(cached_files(&db), 0);
+        let new = ChunkStore::peek_id(&dir.path().join("unmounted")).unwrap();
+        assert_eq!(recorded_store(&db), new);
+        Cache::open(&db, config("unmounted")).unwrap().close();
+        // Nothing cached: any folder will do (nothing to lose).
+        Cache::open(&db, config("mountpoint")).unwrap().close();
+        assert_eq!(
+            ChunkStore::peek_id(&dir.path().join("disk")).unwrap(),
+            Some(id)
+        );
     }
 }

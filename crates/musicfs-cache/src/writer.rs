@@ -26,9 +26,6 @@ pub(crate) fn now_ns() -> i64 {
 pub(crate) fn run(mut index: CacheIndex, shared: Arc<Shared>, jobs: Receiver<Job>) {
     let mut touched = HashSet::new();
     let mut last_tick = Instant::now();
-    if let Err(err) = adopt_store(&mut index, &shared) {
-        tracing::warn!("content cache: {err}");
-    }
     // Chunks left unused by files the scanner removed, or a `cache clear`.
     if let Err(err) = evict::delete_unused(&mut index, &shared.store) {
         tracing::warn!("content cache: {err}");
@@ -59,25 +56,6 @@ pub(crate) fn run(mut index: CacheIndex, shared: Arc<Shared>, jobs: Receiver<Job
             last_tick = Instant::now();
         }
     }
-}
-
-/// Rows written with another store (the cache folder changed, or was deleted) name chunks
-/// this one does not have: they are forgotten, once, before anything else is done.
-fn adopt_store(index: &mut CacheIndex, shared: &Shared) -> crate::Result<()> {
-    let id = shared.store.id()?;
-    let db_error = crate::CacheError::Db;
-    if index.store_id().map_err(db_error)?.as_deref() == Some(id.as_str()) {
-        return Ok(());
-    }
-    let forgotten = index.forget_all().map_err(db_error)?;
-    if forgotten > 0 {
-        tracing::info!(
-            "content cache: {} is not the cache this library's rows describe; forgot {forgotten} \
-             cached file(s)",
-            shared.store.dir().display()
-        );
-    }
-    index.set_store_id(&id).map_err(db_error)
 }
 
 fn tick(index: &mut CacheIndex, shared: &Shared, touched: &mut HashSet<i64>) {
