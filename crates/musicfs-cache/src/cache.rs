@@ -200,6 +200,9 @@ pub(crate) struct Shared {
     /// Files whose chunks the writer could not take (the cache is full of open files, or
     /// the queue was full): their readers stop cutting chunks.
     pub refused: Mutex<HashSet<i64>>,
+    /// Of the refused files, those refused because no room could be made (the cache is full
+    /// of open files, or its disk is): `cache warm` stops at the first.
+    pub no_room: Mutex<HashSet<i64>>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub repaired: AtomicU64,
@@ -249,6 +252,7 @@ impl Cache {
             queue: QueueBytes::new(QUEUE_BYTES),
             pins: Mutex::default(),
             refused: Mutex::default(),
+            no_room: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             repaired: AtomicU64::new(0),
@@ -319,6 +323,7 @@ impl Cache {
     pub(crate) fn pin(&self, file_id: i64) {
         *self.shared.pins.lock().unwrap().entry(file_id).or_default() += 1;
         self.shared.refused.lock().unwrap().remove(&file_id);
+        self.shared.no_room.lock().unwrap().remove(&file_id);
     }
 
     pub(crate) fn unpin(&self, file_id: i64) {
@@ -333,6 +338,10 @@ impl Cache {
 
     pub(crate) fn refused(&self, file_id: i64) -> bool {
         self.shared.refused.lock().unwrap().contains(&file_id)
+    }
+
+    pub(crate) fn no_room(&self, file_id: i64) -> bool {
+        self.shared.no_room.lock().unwrap().contains(&file_id)
     }
 
     pub(crate) fn count_hit(&self) {

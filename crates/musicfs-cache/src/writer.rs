@@ -98,6 +98,7 @@ fn record(index: &mut CacheIndex, shared: &Shared, batch: FileChunks) {
     match evict::make_room(index, shared, incoming, file_id) {
         Ok(true) => {}
         Ok(false) => {
+            shared.no_room.lock().unwrap().insert(file_id);
             return refuse("the cache is full of open files, or its disk is");
         }
         Err(err) => return refuse(&err.to_string()),
@@ -155,7 +156,10 @@ fn record_rows(index: &mut CacheIndex, shared: &Shared, job: Rows) {
     let size = job.version.size;
     let recorded = match evict::make_room(index, shared, added, file_id) {
         Ok(true) => index.add_chunks(file_id, &job.version, &job.rows, size, now_ns()),
-        Ok(false) => Ok(false),
+        Ok(false) => {
+            shared.no_room.lock().unwrap().insert(file_id);
+            Ok(false)
+        }
         Err(err) => Err(err),
     };
     match recorded {
