@@ -22,6 +22,30 @@ fn assert_consistent(db: &Path) {
     assert!(problems.is_empty(), "{problems:?}");
 }
 
+/// The cache of a private bucket is its user's only: every folder of the store 0700, every
+/// file 0600, whatever the umask, and nothing in it a symbolic link.
+fn assert_private(cache_dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![cache_dir.to_owned()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::symlink_metadata(&dir).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "{}: mode {mode:04o}", dir.display());
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            assert!(meta.is_file(), "{}: not a file", e.path().display());
+            let mode = meta.mode() & 0o7777;
+            assert_eq!(mode, 0o600, "{}: mode {mode:04o}", e.path().display());
+            files += 1;
+        }
+    }
+    assert!(files > 1, "nothing cached in {}", cache_dir.display());
+}
+
 /// sshd serving `root` through a proxy that counts the bytes it sends, and `root` scanned
 /// from it into `dir/lib.db` (any file the scan could not read is named in the failure).
 fn served(dir: &Path, root: &Path) -> Option<(SshServer, FaultProxy, ScanConfig)> {
@@ -199,6 +223,7 @@ fn played_files_play_again_without_the_server_and_after_a_remount() {
     );
     assert!(chunks as u64 >= size / (256 << 10), "{chunks} chunks");
     assert_eq!(remote.bytes_on_disk(), size);
+    assert_private(&remote.cache_dir);
 
     // Every origin down: the mount starts, lists and stats as usual, plays the cached file,
     // fails an uncached one with EIO within the deadline, and deletes nothing.
@@ -380,10 +405,35 @@ fn the_same_bytes_at_two_paths_are_stored_once() {
     assert_eq!(stats.totals.bytes, size + other, "the copy is stored once");
     assert!(stats.dedup_ratio() > 1.3, "{}", stats.dedup_ratio());
 
-    // Another cache folder: the rows describe chunks it does not have, so they are forgotten
-    // (nothing is taken for cached that is not there), and the new folder fills in.
+    // Another cache folder (as the cache's disk not mounted): the rows describe chunks it
+    // does not have. The mount runs without a cache, and nothing is forgotten or made there.
+    let other = dir.path().join("other-chunks");
+    let files_cached = stats.usage.files;
+    let mounted = cached_mount(&db, &mnt, other.clone(), false);
+    let plays = walk_relative(&mnt)
+        .into_iter()
+        .filter(|(p, d)| !d && !p.starts_with(".search"))
+        .filter(|(p, _)| std::fs::read(mnt.join(p)).unwrap() == want)
+        .count();
+    assert_eq!(
+        plays, 2,
+        "the mount without its cache plays from the origin"
+    );
+    mounted.unmount().unwrap();
+    assert!(!other.exists(), "a new cache was made in the wrong folder");
+    assert_eq!(
+        musicfs_cache::stats(&conn).unwrap(),
+        stats,
+        "the cache changed"
+    );
+    assert_eq!(stats.usage.files, files_cached);
+    // `cache clear` with that folder: the rows are forgotten, and the new folder fills in.
+    assert_eq!(
+        musicfs_cache::clear(&db, &other, None).unwrap(),
+        (files_cached, 0)
+    );
     drop(conn);
-    let mounted = cached_mount(&db, &mnt, dir.path().join("other-chunks"), false);
+    let mounted = cached_mount(&db, &mnt, other, false);
     mounted.flush_cache();
     let conn = rusqlite::Connection::open(&db).unwrap();
     assert_eq!(musicfs_cache::stats(&conn).unwrap().usage.files, 0);

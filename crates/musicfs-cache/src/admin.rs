@@ -36,9 +36,26 @@ pub fn stats(conn: &rusqlite::Connection) -> Result<CacheStats> {
 
 /// Forgets the cached files of the origin `root` (as stored: a path or URL; all if None) and
 /// deletes the chunks no other file uses. Returns (files forgotten, chunks deleted).
+///
+/// With `store_dir` not the store the rows describe (its disk not mounted, another folder),
+/// clearing all is how the user says "start a new cache here": the rows are forgotten, the
+/// chunk files left alone (they are in the other folder, not this one), and this folder
+/// becomes the cache. Clearing one origin's files is refused then: the others' rows would
+/// still name another store.
 pub fn clear(db: &Path, store_dir: &Path, root: Option<&[u8]>) -> Result<(u64, u64)> {
     let mut index = CacheIndex::open(db).map_err(CacheError::Db)?;
+    match crate::cache::check_identity(&index, store_dir) {
+        Ok(()) => {}
+        Err(CacheError::NotThisCache { .. }) if root.is_none() => {
+            let files = index.forget_all().map_err(CacheError::Db)?;
+            let store = ChunkStore::open(store_dir)?;
+            crate::cache::adopt(&mut index, &store)?;
+            return Ok((files, 0));
+        }
+        Err(err) => return Err(err),
+    }
     let store = ChunkStore::open(store_dir)?;
+    crate::cache::adopt(&mut index, &store)?;
     let files = index.cached_files_of(root).map_err(CacheError::Db)?;
     // Bounded transactions: a big cache is cleared in steps, each short for the scanner.
     for part in files.chunks(256) {

@@ -114,6 +114,13 @@ impl FileCache {
         self.filler.as_ref().map(Filler::cut_to)
     }
 
+    /// The writer could not make room for this file's chunks: every file left to evict is
+    /// open (pinned) or it, or the disk is at its free-space floor. Nothing more of it is
+    /// cut until it is opened again.
+    pub fn no_room(&self) -> bool {
+        self.cache.no_room(self.file_id)
+    }
+
     /// The whole file is in the cache: it can be read with every origin down.
     pub fn is_complete(&self) -> bool {
         self.cached() >= self.version.size

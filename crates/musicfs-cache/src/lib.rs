@@ -26,7 +26,7 @@ mod store;
 mod writer;
 
 pub use admin::{CacheStats, clear, stats};
-pub use cache::{Cache, CacheConfig};
+pub use cache::{Cache, CacheConfig, QUEUE_BYTES};
 pub use chunker::{AVG_CHUNK, Chunk, MAX_CHUNK, MIN_CHUNK, chunks};
 pub use delta::DeltaReport;
 pub use error::{CacheError, Result};

@@ -5,10 +5,16 @@
 //! flipped bytes), removes a chunk that fails, and reports it missing. Several processes may
 //! share a store: a chunk's content is fixed by its name, so two writers of one chunk write
 //! the same bytes, and the last rename wins harmlessly.
+//!
+//! The store is private: its folders are 0700 and its files 0600 (set explicitly, whatever
+//! the umask), it refuses a folder another user owns or could write to, and it never follows
+//! a symbolic link in it (the folder itself, its sub-folders, temporary and chunk files):
+//! cached music of a private bucket is readable by its owner only.
 
-use std::fs::{self, File};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -46,9 +52,10 @@ impl std::fmt::Display for ChunkHash {
     }
 }
 
-/// Temporary files are `<pid>-<n>` with `n` from this counter: unique among the processes
-/// sharing a store, and among the stores of one process.
-static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
+/// Mode of every folder of the store: its owner's only.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file of the store (chunks, temporaries, `.store-id`).
+pub const FILE_MODE: u32 = 0o600;
 
 pub struct ChunkStore {
     dir: PathBuf,
@@ -67,10 +74,36 @@ impl ChunkStore {
         cache.join("musicfs").join("chunks")
     }
 
-    /// Opens the store at `dir`, creating it; clears temporary files left by dead writers.
+    /// Opens the store at `dir`, creating it (missing parents too, 0700); clears temporary
+    /// files left by dead writers. Refuses ([`CacheError::Unsafe`]) a folder that is a
+    /// symbolic link, owned by another user, or writable by group or others, and a store
+    /// whose sub-folders are; fixes the modes of the folders it owns to 0700 (a store made by
+    /// an older version, under a umask of 022, was 0755).
     pub fn open(dir: &Path) -> Result<ChunkStore> {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(parent)
+                .map_err(|e| CacheError::io(parent, e))?;
+        }
+        private_dir(dir)?;
+        let entries = fs::read_dir(dir).map_err(|e| CacheError::io(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| CacheError::io(dir, e))?;
+            let name = entry.file_name();
+            let path = entry.path();
+            let shard = name.len() == 2 && name.to_str().is_some_and(is_hex);
+            if shard || name == ".tmp" {
+                let meta = fs::symlink_metadata(&path).map_err(|e| CacheError::io(&path, e))?;
+                check_private_dir(&path, &meta)?;
+            } else if name == ".store-id" {
+                let meta = fs::symlink_metadata(&path).map_err(|e| CacheError::io(&path, e))?;
+                check_private_file(&path, &meta)?;
+            }
+        }
         let tmp = dir.join(".tmp");
-        fs::create_dir_all(&tmp).map_err(|e| CacheError::io(&tmp, e))?;
+        private_dir(&tmp)?;
         let store = ChunkStore {
             dir: dir.to_owned(),
             tmp,
@@ -109,32 +142,38 @@ impl ChunkStore {
     /// for the store they were written with (not after `--cache-dir` changed, or the folder
     /// was deleted and made again).
     pub fn id(&self) -> Result<String> {
-        let path = self.dir.join(".store-id");
-        match fs::read_to_string(&path) {
-            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
-            Ok(_) => {}
-            Err(err) if err.kind() == ErrorKind::NotFound => {}
-            Err(err) => return Err(CacheError::io(&path, err)),
+        if let Some(id) = ChunkStore::peek_id(&self.dir)? {
+            return Ok(id);
         }
-        let mut random = [0u8; 16];
-        File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut random))
-            .map_err(|e| CacheError::io(Path::new("/dev/urandom"), e))?;
-        let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let path = self.dir.join(".store-id");
+        let id: String = random_bytes::<16>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         // The first writer wins; a racing one reads its id.
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        match create_private(&path) {
             Ok(mut f) => {
                 f.write_all(id.as_bytes())
                     .map_err(|e| CacheError::io(&path, e))?;
                 Ok(id)
             }
-            Err(err) if err.kind() == ErrorKind::AlreadyExists => fs::read_to_string(&path)
-                .map(|s| s.trim().to_owned())
-                .map_err(|e| CacheError::io(&path, e)),
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => ChunkStore::peek_id(&self.dir)?
+                .ok_or_else(|| {
+                    CacheError::io(&path, std::io::Error::other("empty store identity"))
+                }),
+            Err(err) => Err(CacheError::io(&path, err)),
+        }
+    }
+
+    /// The identity of the store at `dir` if it has one, creating nothing (`None`: no such
+    /// folder, or a folder no store was opened in). Never follows a symbolic link.
+    pub fn peek_id(dir: &Path) -> Result<Option<String>> {
+        let path = dir.join(".store-id");
+        let mut text = String::new();
+        let read = open_nofollow(&path).and_then(|mut f| f.read_to_string(&mut text));
+        match read {
+            Ok(_) => Ok(Some(text.trim().to_owned()).filter(|id| !id.is_empty())),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
             Err(err) => Err(CacheError::io(&path, err)),
         }
     }
@@ -151,7 +190,7 @@ impl ChunkStore {
 
     /// Whether the chunk is stored with `len` bytes (not verified: see [`ChunkStore::get`]).
     pub fn contains(&self, hash: ChunkHash, len: usize) -> bool {
-        fs::metadata(self.path(hash)).is_ok_and(|m| m.len() == len as u64)
+        fs::symlink_metadata(self.path(hash)).is_ok_and(|m| m.is_file() && m.len() == len as u64)
     }
 
     /// Stores `data` under its hash. Returns the hash and whether bytes were written (false:
@@ -177,13 +216,15 @@ impl ChunkStore {
                 tmp: None,
             });
         }
+        // `<pid>-<random>`: the pid tells the sweep whose it is; the random part makes the
+        // name unguessable, and it is created exclusively, never through a link.
         let tmp = self.tmp.join(format!(
-            "{}-{}",
+            "{}-{:016x}",
             std::process::id(),
-            NEXT_TMP.fetch_add(1, Ordering::Relaxed)
+            u64::from_ne_bytes(random_bytes::<8>())
         ));
-        let written = File::create(&tmp).and_then(|mut f| f.write_all(data));
-        if let Err(err) = written {
+        let mut file = create_private(&tmp).map_err(|e| CacheError::io(&tmp, e))?;
+        if let Err(err) = file.write_all(data) {
             let _ = fs::remove_file(&tmp);
             return Err(CacheError::io(&tmp, err));
         }
@@ -203,7 +244,7 @@ impl ChunkStore {
         let renamed = fs::rename(&tmp, &path).or_else(|err| match err.kind() {
             ErrorKind::NotFound => {
                 let shard = path.parent().expect("a chunk path has a shard folder");
-                fs::create_dir_all(shard)?;
+                private_dir(shard).map_err(|e| std::io::Error::other(e.to_string()))?;
                 fs::rename(&tmp, &path)
             }
             _ => Err(err),
@@ -226,9 +267,16 @@ impl ChunkStore {
     /// for a reader assembling a range); false, `out` unchanged, if missing or damaged.
     pub fn get_into(&self, hash: ChunkHash, len: usize, out: &mut Vec<u8>) -> Result<bool> {
         let path = self.path(hash);
-        let mut file = match File::open(&path) {
+        let mut file = match open_nofollow(&path) {
             Ok(file) => file,
             Err(err) if err.kind() == ErrorKind::NotFound => return Ok(false),
+            // A symbolic link under a chunk's name: never followed, removed as damaged.
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+                self.corruptions.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{}: a symbolic link, not a chunk; removed", path.display());
+                let _ = fs::remove_file(&path);
+                return Ok(false);
+            }
             Err(err) => return Err(CacheError::io(&path, err)),
         };
         let at = out.len();
@@ -374,7 +422,7 @@ pub enum ChunkRead {
 fn open_chunk(path: &Path, wait: bool) -> Option<std::io::Result<File>> {
     use std::os::unix::ffi::OsStrExt;
     if wait {
-        return Some(File::open(path));
+        return Some(open_nofollow(path));
     }
     /// `RESOLVE_CACHED` (Linux 5.12): fail with EAGAIN rather than look a name up on disk.
     const RESOLVE_CACHED: u64 = 0x20;
@@ -383,7 +431,7 @@ fn open_chunk(path: &Path, wait: bool) -> Option<std::io::Result<File>> {
     };
     // SAFETY: open_how is plain data; zero is the documented default for unused fields.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
     how.resolve = RESOLVE_CACHED;
     // SAFETY: valid pointers to a NUL-terminated path and an open_how of the given size.
     let fd = unsafe {
@@ -405,6 +453,147 @@ fn open_chunk(path: &Path, wait: bool) -> Option<std::io::Result<File>> {
         Some(libc::EAGAIN) | Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EINTR) => None,
         _ => Some(Err(err)),
     }
+}
+
+/// Opens a file of the store for reading, failing (`ELOOP`) on a symbolic link.
+fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Creates a file of the store: exclusively (`O_EXCL`: never an existing file, nor through a
+/// symbolic link), mode 0600 set explicitly (a umask may only have narrowed it).
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
+}
+
+/// Makes the folder `path` (0700, set explicitly), or checks the one there with
+/// [`check_private_dir`].
+fn private_dir(path: &Path) -> Result<()> {
+    match fs::DirBuilder::new().mode(DIR_MODE).create(path) {
+        Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
+            .map_err(|e| CacheError::io(path, e)),
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+            let meta = fs::symlink_metadata(path).map_err(|e| CacheError::io(path, e))?;
+            check_private_dir(path, &meta)
+        }
+        Err(err) => Err(CacheError::io(path, err)),
+    }
+}
+
+/// A folder of the store must be a real folder (not a symbolic link), this user's, and
+/// writable by nobody else (else another user may have put files or links in it); one that
+/// is only readable by others is made 0700.
+fn check_private_dir(path: &Path, meta: &Metadata) -> Result<()> {
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_path(
+            path,
+            "is a symbolic link; the cache never follows one (pass the folder it points to)",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(unsafe_path(path, "is not a folder"));
+    }
+    check_owner(path, meta)?;
+    if meta.mode() & 0o022 != 0 {
+        return Err(unsafe_path(
+            path,
+            &format!(
+                "is writable by group or others (mode {:04o}): another user may have put files                  in it; if you trust what is in it, `chmod 700` it, else remove it",
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    if meta.mode() & 0o7777 != DIR_MODE {
+        fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
+            .map_err(|e| CacheError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// A file of the store found at open (`.store-id`): a regular file of this user, made 0600.
+fn check_private_file(path: &Path, meta: &Metadata) -> Result<()> {
+    if !meta.is_file() {
+        return Err(unsafe_path(
+            path,
+            "is not a regular file (a symbolic link is never followed)",
+        ));
+    }
+    check_owner(path, meta)?;
+    if meta.mode() & 0o7777 != FILE_MODE {
+        fs::set_permissions(path, fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| CacheError::io(path, e))?;
+    }
+    Ok(())
+}
+
+fn check_owner(path: &Path, meta: &Metadata) -> Result<()> {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(unsafe_path(
+            path,
+            &format!(
+                "is owned by another user (uid {}, you are uid {me}): they could read or replace                  the cached music; use a folder of your own (--cache-dir)",
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn unsafe_path(path: &Path, why: &str) -> CacheError {
+    CacheError::Unsafe {
+        path: path.to_owned(),
+        why: why.to_owned(),
+    }
+}
+
+fn is_hex(name: &str) -> bool {
+    name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `N` bytes from the kernel's random source (`getrandom`, which blocks only before the
+/// pool is seeded at boot).
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut done = 0;
+    while done < N {
+        // SAFETY: writes at most N - done bytes into the live array from `done`.
+        let n = unsafe { libc::getrandom(out[done..].as_mut_ptr().cast(), N - done, 0) };
+        if n > 0 {
+            done += n as usize;
+        } else if std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+            // No getrandom (a kernel before 3.17): the clock and pid, unpredictable enough
+            // with O_EXCL behind them.
+            let seed = xxh3_64(
+                &[
+                    &SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_nanos()
+                        .to_ne_bytes()[..],
+                    &std::process::id().to_ne_bytes(),
+                    &(done as u64).to_ne_bytes(),
+                ]
+                .concat(),
+            );
+            for (i, b) in out[done..].iter_mut().enumerate() {
+                *b = (seed >> ((i % 8) * 8)) as u8;
+            }
+            done = N;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -593,5 +782,158 @@ mod tests {
             assert_eq!(got.as_ref(), Some(c));
         }
         assert_eq!(fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
+    }
+
+    /// Every folder and file below `dir`, with its mode, never following a link.
+    fn modes_below(dir: &Path) -> Vec<(PathBuf, bool, u32)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            let meta = fs::symlink_metadata(&d).unwrap();
+            out.push((d.clone(), true, meta.mode() & 0o7777));
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                let meta = fs::symlink_metadata(e.path()).unwrap();
+                if meta.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push((e.path(), false, meta.mode() & 0o7777));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn folders_are_0700_and_files_0600_also_in_a_store_made_with_looser_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a").join("chunks");
+        let store = ChunkStore::open(&root).unwrap();
+        store.id().unwrap();
+        let (hash, _) = store.put(&[9u8; 20_000]).unwrap();
+        let staged = store.stage(&[8u8; 20_000]).unwrap();
+        let modes = modes_below(dir.path().join("a").as_path());
+        assert!(modes.len() >= 6, "{modes:?}");
+        for (path, is_dir, mode) in &modes {
+            let want = if *is_dir { DIR_MODE } else { FILE_MODE };
+            assert_eq!(*mode, want, "{}", path.display());
+        }
+        drop(staged);
+        // A store as an older version left it under umask 022: opened, it is made private.
+        let shard = store.path(hash).parent().unwrap().to_owned();
+        for (path, mode) in [
+            (&root, 0o755),
+            (&shard, 0o755),
+            (&root.join(".tmp"), 0o711),
+            (&root.join(".store-id"), 0o644),
+        ] {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        drop(ChunkStore::open(&root).unwrap());
+        for (path, mode) in [
+            (&root, DIR_MODE),
+            (&shard, DIR_MODE),
+            (&root.join(".tmp"), DIR_MODE),
+            (&root.join(".store-id"), FILE_MODE),
+        ] {
+            let got = fs::metadata(path).unwrap().mode() & 0o7777;
+            assert_eq!(got, mode, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn a_folder_others_can_write_to_or_own_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("chunks");
+        let store = ChunkStore::open(&root).unwrap();
+        let (hash, _) = store.put(&[1u8; 20_000]).unwrap();
+        let shard = store.path(hash).parent().unwrap().to_owned();
+        drop(store);
+        for (path, mode) in [(&root, 0o775), (&root, 0o757), (&shard, 0o770)] {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = ChunkStore::open(&root).err().expect("opened").to_string();
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            assert!(err.contains("writable by group or others"), "{err}");
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        ChunkStore::open(&root).unwrap();
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::lchown(&root, Some(65534), None).unwrap();
+            let err = ChunkStore::open(&root).err().expect("opened").to_string();
+            assert!(err.contains("owned by another user (uid 65534"), "{err}");
+            std::os::unix::fs::lchown(&shard, Some(65534), None).unwrap();
+            std::os::unix::fs::lchown(&root, Some(0), None).unwrap();
+            let err = ChunkStore::open(&root).err().expect("opened").to_string();
+            assert!(err.contains(&shard.display().to_string()), "{err}");
+        }
+    }
+
+    #[test]
+    fn no_symbolic_link_is_followed_into_or_inside_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, elsewhere) = (dir.path().join("chunks"), dir.path().join("elsewhere"));
+        fs::create_dir(&elsewhere).unwrap();
+        // The folder itself a link.
+        std::os::unix::fs::symlink(&elsewhere, &root).unwrap();
+        let err = ChunkStore::open(&root).err().expect("opened").to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        fs::remove_file(&root).unwrap();
+        let store = ChunkStore::open(&root).unwrap();
+        let data = vec![4u8; 20_000];
+        let hash = ChunkHash::of(&data);
+        // Links at every temporary name a counter would give: a write goes through none.
+        let victim = elsewhere.join("victim");
+        fs::write(&victim, b"not yours").unwrap();
+        for n in 0..2048 {
+            let name = root
+                .join(".tmp")
+                .join(format!("{}-{n}", std::process::id()));
+            std::os::unix::fs::symlink(&victim, name).unwrap();
+        }
+        store.put(&data).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"not yours");
+        // A chunk's name a link to the right bytes: not served through it, and removed.
+        let outside = elsewhere.join("chunk");
+        fs::write(&outside, &data).unwrap();
+        fs::remove_file(store.path(hash)).unwrap();
+        std::os::unix::fs::symlink(&outside, store.path(hash)).unwrap();
+        assert!(!store.contains(hash, data.len()));
+        let mut out = vec![0u8; data.len()];
+        for wait in [true, false] {
+            assert_ne!(
+                store.read_verified(hash, &mut out, wait),
+                ChunkRead::Verified
+            );
+        }
+        assert_eq!(store.get(hash, data.len()).unwrap(), None);
+        assert!(fs::symlink_metadata(store.path(hash)).is_err(), "link kept");
+        assert_eq!(fs::read(&outside).unwrap(), data);
+        // A shard folder that is a link: the store is refused.
+        let shard = store.path(hash).parent().unwrap().to_owned();
+        fs::remove_dir(&shard).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &shard).unwrap();
+        let err = ChunkStore::open(&root).err().expect("opened").to_string();
+        assert!(err.contains(&shard.display().to_string()), "{err}");
+        // The identity file a link: refused too, and never read through.
+        fs::remove_file(&shard).unwrap();
+        fs::write(elsewhere.join("id"), b"someone-elses").unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("id"), root.join(".store-id")).unwrap();
+        assert!(ChunkStore::open(&root).is_err());
+        assert!(ChunkStore::peek_id(&root).is_err());
+    }
+
+    #[test]
+    fn temporary_names_are_unpredictable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let names: std::collections::HashSet<_> = (0..64u8)
+            .map(|i| store.stage(&[i; 100]).unwrap())
+            .map(|s| s.tmp.clone().unwrap().file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names.len(), 64);
+        for name in &names {
+            let suffix = name.to_str().unwrap().split('-').nth(1).unwrap();
+            assert_eq!(suffix.len(), 16, "{name:?}");
+        }
     }
 }

@@ -26,15 +26,15 @@ pub(crate) fn now_ns() -> i64 {
 pub(crate) fn run(mut index: CacheIndex, shared: Arc<Shared>, jobs: Receiver<Job>) {
     let mut touched = HashSet::new();
     let mut last_tick = Instant::now();
-    if let Err(err) = adopt_store(&mut index, &shared) {
-        tracing::warn!("content cache: {err}");
-    }
     // Chunks left unused by files the scanner removed, or a `cache clear`.
     if let Err(err) = evict::delete_unused(&mut index, &shared.store) {
         tracing::warn!("content cache: {err}");
     }
     loop {
-        match jobs.recv_timeout(TICK) {
+        let job = jobs.recv_timeout(TICK);
+        // Given back once the job is done: its chunk bytes are held until then.
+        let bytes = job.as_ref().map_or(0, Job::bytes);
+        match job {
             Ok(Job::Chunks(batch)) => record(&mut index, &shared, batch),
             Ok(Job::Rows(rows)) => record_rows(&mut index, &shared, rows),
             Ok(Job::Touch(file_id)) => {
@@ -50,30 +50,12 @@ pub(crate) fn run(mut index: CacheIndex, shared: Arc<Shared>, jobs: Receiver<Job
                 return;
             }
         }
+        shared.queue.give_back(bytes);
         if last_tick.elapsed() >= TICK {
             tick(&mut index, &shared, &mut touched);
             last_tick = Instant::now();
         }
     }
-}
-
-/// Rows written with another store (the cache folder changed, or was deleted) name chunks
-/// this one does not have: they are forgotten, once, before anything else is done.
-fn adopt_store(index: &mut CacheIndex, shared: &Shared) -> crate::Result<()> {
-    let id = shared.store.id()?;
-    let db_error = crate::CacheError::Db;
-    if index.store_id().map_err(db_error)?.as_deref() == Some(id.as_str()) {
-        return Ok(());
-    }
-    let forgotten = index.forget_all().map_err(db_error)?;
-    if forgotten > 0 {
-        tracing::info!(
-            "content cache: {} is not the cache this library's rows describe; forgot {forgotten} \
-             cached file(s)",
-            shared.store.dir().display()
-        );
-    }
-    index.set_store_id(&id).map_err(db_error)
 }
 
 fn tick(index: &mut CacheIndex, shared: &Shared, touched: &mut HashSet<i64>) {
@@ -116,6 +98,7 @@ fn record(index: &mut CacheIndex, shared: &Shared, batch: FileChunks) {
     match evict::make_room(index, shared, incoming, file_id) {
         Ok(true) => {}
         Ok(false) => {
+            shared.no_room.lock().unwrap().insert(file_id);
             return refuse("the cache is full of open files, or its disk is");
         }
         Err(err) => return refuse(&err.to_string()),
@@ -173,7 +156,10 @@ fn record_rows(index: &mut CacheIndex, shared: &Shared, job: Rows) {
     let size = job.version.size;
     let recorded = match evict::make_room(index, shared, added, file_id) {
         Ok(true) => index.add_chunks(file_id, &job.version, &job.rows, size, now_ns()),
-        Ok(false) => Ok(false),
+        Ok(false) => {
+            shared.no_room.lock().unwrap().insert(file_id);
+            Ok(false)
+        }
         Err(err) => Err(err),
     };
     match recorded {

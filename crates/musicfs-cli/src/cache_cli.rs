@@ -173,13 +173,17 @@ fn clear(db: &Path, origin: Option<String>, options: &CacheOptions) -> anyhow::R
     Ok(true)
 }
 
-/// Reads every match whole through the cache, from its origin's primary copy.
+/// Reads every match whole through the cache, from its origin's primary copy. Every file
+/// warmed stays open (pinned) until the end, so warming the next never evicts it: when the
+/// cache is full of what was warmed, it stops, says how much was warmed and how much did not
+/// fit, and fails.
 fn warm(db: &Path, query: &str, limit: usize, options: &CacheOptions) -> anyhow::Result<bool> {
     writable(db)?;
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let ids = crate::search_ids(&conn, db, query, limit)?;
-    let cache = Cache::open(db, options.config())?;
+    let config = options.config();
+    let cache = Cache::open(db, config.clone())?;
     let mut files = Vec::new();
     let mut total = 0u64;
     for id in ids {
@@ -200,11 +204,32 @@ fn warm(db: &Path, query: &str, limit: usize, options: &CacheOptions) -> anyhow:
     );
     let mut origins: HashMap<i64, Arc<dyn musicfs_origin::Origin>> = HashMap::new();
     let (mut done, mut failed) = (0u64, 0u64);
+    // Files warmed, held open: never evicted to make room for the next.
+    let mut held = Vec::new();
+    let (mut warmed, mut left, mut left_bytes) = (0u64, 0u64, 0u64);
     for (id, backing, version) in files {
+        let size = version.size;
+        if left > 0 {
+            // The cache is full of what was warmed: the rest is not tried.
+            left += 1;
+            left_bytes += size;
+            continue;
+        }
         let path = String::from_utf8_lossy(&backing.absolute()).into_owned();
         bar.set_message(path.clone());
         match warm_file(&cache, &conn, &mut origins, id, &backing, version, &bar) {
-            Ok(()) => done += 1,
+            Ok(file) if file.is_complete() => {
+                done += 1;
+                warmed += size;
+                held.push(file);
+            }
+            Ok(file) => {
+                let cached = file.cached().min(size);
+                warmed += cached;
+                left += 1;
+                left_bytes += size - cached;
+                held.push(file);
+            }
             Err(err) => {
                 failed += 1;
                 bar.suspend(|| eprintln!("musicfs: {path}: not cached: {err:#}"));
@@ -212,13 +237,31 @@ fn warm(db: &Path, query: &str, limit: usize, options: &CacheOptions) -> anyhow:
         }
     }
     cache.flush();
+    drop(held);
     cache.close();
     bar.finish_and_clear();
-    println!("{done} file(s) in the cache, {failed} failed");
-    Ok(failed == 0)
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    if left > 0 {
+        eprintln!(
+            "musicfs: the cache is full of what was warmed: {:.1} MiB warmed, {left} file(s) \
+             ({:.1} MiB) did not fit in --cache-size {:.1} MiB (with --cache-min-free {:.1} MiB \
+             left free on its disk); raise --cache-size or warm fewer files",
+            mib(warmed),
+            mib(left_bytes),
+            mib(config.max_bytes),
+            mib(config.min_free_bytes),
+        );
+    }
+    println!(
+        "{done} file(s) in the cache ({:.1} MiB), {failed} failed, {left} did not fit ({:.1} MiB)",
+        mib(warmed),
+        mib(left_bytes)
+    );
+    Ok(failed == 0 && left == 0)
 }
 
 /// Fetches what the cache lacks of one file, in 8 MiB pieces, from where its chunks end.
+/// Returns it open (pinned): whole, or cut short because the cache had no room for more.
 fn warm_file(
     cache: &Cache,
     conn: &rusqlite::Connection,
@@ -227,14 +270,14 @@ fn warm_file(
     backing: &musicfs_db::queries::BackingPath,
     version: musicfs_db::cache_index::FileVersion,
     bar: &indicatif::ProgressBar,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<FileCache> {
     const PIECE: usize = 8 << 20;
     let size = version.size;
     let mut file = FileCache::open(cache, conn, file_id, version)?;
     let mut at = file.cached();
     bar.inc(at);
     if at >= size {
-        return Ok(());
+        return Ok(file);
     }
     let origin = match origins.get(&backing.origin_id) {
         Some(origin) => origin.clone(),
@@ -267,11 +310,13 @@ fn warm_file(
         file.offer_waiting(at, &data);
         at += data.len() as u64;
         bar.inc(data.len() as u64);
+        if file.cut_to().is_none() && at < size {
+            break; // refused: the rest would not be kept
+        }
     }
     cache.flush();
-    anyhow::ensure!(
-        file.is_complete(),
-        "the cache refused it (full of open files, or its disk is)"
-    );
-    Ok(())
+    if file.is_complete() || file.no_room() {
+        return Ok(file);
+    }
+    anyhow::bail!("the cache refused it (see the log)")
 }

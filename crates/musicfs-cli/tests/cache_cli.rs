@@ -183,6 +183,93 @@ fn warm_makes_an_artist_playable_offline_and_clear_forgets_it() {
     drop(mounted);
 }
 
+/// `cache warm` asked for more than the cache holds: it never evicts a file it warmed to make
+/// room for the next; it stops when the cache is full of them, says how much was warmed and
+/// how much did not fit, and fails. A bigger cache then warms the rest.
+#[test]
+fn warm_that_cannot_fit_keeps_what_it_warmed_stops_and_says_so() {
+    let server = match musicfs_tools::servers::S3Server::start() {
+        Ok(server) => server,
+        Err(reason) => return musicfs_tools::missing_prerequisite(&reason),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let music = dir.path().join("music");
+    let files = musicfs_tools::generate_library_with(&music, 8, 23, &[musicfs_tools::Format::Flac])
+        .unwrap();
+    for (k, f) in files.iter().enumerate() {
+        let rel = f.path.strip_prefix(&music).unwrap();
+        if rel
+            .to_str()
+            .is_none_or(|r| r.chars().any(|c| c.is_ascii_control()))
+        {
+            std::fs::remove_file(&f.path).unwrap();
+        } else {
+            // Odd seeds: the noise of seeds 2k and 2k + 1 is the same.
+            musicfs_tools::retag::grow(&f.path, 1 << 20, 101 + 2 * k as u64).unwrap();
+        }
+    }
+    let n = support_files(&music).len();
+    assert!(n >= 5, "{n} files");
+    server.upload("full", "", &music).unwrap();
+    let (db, cache_dir) = (dir.path().join("lib.db"), dir.path().join("chunks"));
+    run(with_keys(Command::new(env!("CARGO_BIN_EXE_musicfs-scan")))
+        .args(["--quiet", "--db"])
+        .arg(&db)
+        .arg(server.url("full", "")));
+    let warm = |size: &str| {
+        with_keys(musicfs())
+            .args(["cache", "warm", "format:flac", "--cache-min-free", "0"])
+            .args(["--cache-size", size, "--db"])
+            .arg(&db)
+            .arg("--cache-dir")
+            .arg(&cache_dir)
+            .output()
+            .unwrap()
+    };
+    // Room for 3 of the files and a half.
+    let out = warm("3.5M");
+    let (said, told) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}\n{told}");
+    assert!(
+        said.contains(&format!(
+            "3 file(s) in the cache (3.0 MiB), 0 failed, {} did not fit",
+            n - 3
+        )),
+        "{said}"
+    );
+    assert!(
+        told.contains("the cache is full of what was warmed"),
+        "{told}"
+    );
+    assert!(
+        told.contains("did not fit in --cache-size 3.5 MiB"),
+        "{told}"
+    );
+    let stats = run(musicfs().args(["cache", "stats", "--db"]).arg(&db));
+    let stats = String::from_utf8_lossy(&stats.stdout).into_owned();
+    assert!(stats.contains("(3 complete)"), "{stats}");
+    assert!(
+        stats.contains("evicted         0"),
+        "warm evicted what it warmed: {stats}"
+    );
+    let stored: u64 = chunk_files(&cache_dir)
+        .iter()
+        .map(|(p, _)| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(stored <= 7 << 19, "{stored} bytes stored");
+    // A cache big enough: the rest is warmed, what was is not fetched again.
+    let out = warm("64M");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("{n} file(s) in the cache")) && said.contains("0 did not fit"),
+        "{said}"
+    );
+}
+
 fn support_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
