@@ -5,8 +5,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use musicfs_origin::{Origin, OriginError, OriginUrl};
+use musicfs_origin::{Origin, OriginError, OriginUrl, SftpOrigin};
 use musicfs_tests::{another_host_key, files_below, s3_server, ssh_server};
+use musicfs_tools::proxy::FaultProxy;
 
 fn open(url: &str) -> Arc<dyn Origin> {
     musicfs_origin::open(&OriginUrl::parse(url).unwrap()).unwrap()
@@ -150,6 +151,72 @@ fn sftp_origin_reports_a_dead_server_as_unreachable() {
     server.kill();
     let err = open(&url).list(b"").unwrap_err();
     assert!(err.is_origin_down(), "{err}");
+}
+
+/// One call of an origin, for a test to make after each fault.
+type Call<'a> = dyn Fn() -> Result<(), OriginError> + 'a;
+
+/// A pooled SFTP session whose connection died while it sat idle (cut, as by a NAT that
+/// forgot it or a server restart) costs one retry on a new login, never an error, on every
+/// kind of call; and a session idle past the idle limit is not reused at all.
+#[test]
+fn dead_or_long_idle_sftp_sessions_are_replaced_without_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = library(dir.path());
+    let Some(server) = ssh_server(&dir.path().join("sshd")) else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.port).unwrap();
+    let url = OriginUrl::parse(&server.url_via(&root, proxy.port)).unwrap();
+    let files = local_files(&root);
+    let (rel, size) = &files[0];
+    let bytes = std::fs::read(root.join(std::ffi::OsStr::from_bytes(rel))).unwrap();
+    let len = *size as usize + 10;
+
+    let origin = SftpOrigin::new(url.clone()).unwrap();
+    assert_eq!(origin.read_at(rel, 0, len).unwrap(), bytes);
+    assert_eq!(proxy.connections(), 1);
+    let calls: [(&str, &Call); 5] = [
+        ("read", &|| {
+            assert_eq!(origin.read_at(rel, 0, len)?, bytes);
+            Ok(())
+        }),
+        ("open", &|| {
+            let mut file = origin.open(rel)?.expect("SFTP opens files");
+            assert_eq!(file.read_at(0, len)?, bytes);
+            Ok(())
+        }),
+        ("stat", &|| {
+            assert_eq!(origin.stat(rel)?.size, *size);
+            Ok(())
+        }),
+        ("list", &|| {
+            assert!(!origin.list(b"")?.is_empty());
+            Ok(())
+        }),
+        ("check", &|| origin.check().map(|_| ())),
+    ];
+    for (what, call) in calls {
+        let before = proxy.connections();
+        proxy.reset_all();
+        call().unwrap_or_else(|e| panic!("{what} after the connection died: {e}"));
+        assert_eq!(proxy.connections(), before + 1, "{what}: one new login");
+    }
+
+    let origin = SftpOrigin::new(url)
+        .unwrap()
+        .with_idle_limit(std::time::Duration::from_millis(300));
+    let before = proxy.connections();
+    origin.stat(rel).unwrap();
+    origin.stat(rel).unwrap();
+    assert_eq!(proxy.connections(), before + 1, "reused while fresh");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    origin.stat(rel).unwrap();
+    assert_eq!(
+        proxy.connections(),
+        before + 2,
+        "replaced once idle too long"
+    );
 }
 
 #[test]

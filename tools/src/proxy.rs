@@ -21,6 +21,8 @@ struct State {
     down: AtomicU64,
     up: AtomicU64,
     connections: Mutex<Vec<TcpStream>>,
+    /// Client connections accepted so far.
+    accepted: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -45,6 +47,7 @@ impl FaultProxy {
                         break;
                     }
                     let Ok(client) = client else { continue };
+                    shared.accepted.fetch_add(1, Ordering::Relaxed);
                     let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                         let _ = client.shutdown(Shutdown::Both);
                         continue;
@@ -86,6 +89,11 @@ impl FaultProxy {
     pub fn corrupt_after(&self, after: u64) {
         let now = self.state.down.load(Ordering::Relaxed);
         self.state.corrupt_at.store(now + after, Ordering::Relaxed);
+    }
+
+    /// Client connections accepted so far (each SSH session is one).
+    pub fn connections(&self) -> u64 {
+        self.state.accepted.load(Ordering::Relaxed)
     }
 
     /// Bytes forwarded server to client, and client to server.

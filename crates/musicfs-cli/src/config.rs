@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use musicfs_origin::OriginUrl;
+use musicfs_origin::{OriginUrl, redact_url};
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -59,9 +59,12 @@ impl ConfigFile {
             .with_context(|| format!("{}: cannot read config file", path.display()))?;
         let file: ConfigFile =
             toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
+        // Every URL of the file is shown through `redact_url`: one holding a password is
+        // refused, and the refusal must not print it.
         for entry in &file.origins {
-            OriginUrl::parse(&entry.url)
-                .with_context(|| format!("{}: origin {:?}", path.display(), entry.url))?;
+            OriginUrl::parse(&entry.url).with_context(|| {
+                format!("{}: origin {:?}", path.display(), redact_url(&entry.url))
+            })?;
             if let Some(of) = &entry.mirror_of
                 && !file
                     .origins
@@ -69,9 +72,10 @@ impl ConfigFile {
                     .any(|o| &o.url == of && o.mirror_of.is_none())
             {
                 anyhow::bail!(
-                    "{}: origin {:?} is a mirror of {of:?}, which is not an [[origins]] entry",
+                    "{}: origin {:?} is a mirror of {:?}, which is not an [[origins]] entry",
                     path.display(),
-                    entry.url
+                    redact_url(&entry.url),
+                    redact_url(of)
                 );
             }
         }

@@ -30,7 +30,7 @@ pub use range::RangeReader;
 pub use runtime::runtime;
 pub use s3::S3Origin;
 pub use sftp::SftpOrigin;
-pub use url::OriginUrl;
+pub use url::{OriginUrl, redact_url};
 
 /// One child of a listed folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,16 @@ pub trait OpenFile: Send {
 
 /// Opens the origin at `url` with credentials from the environment. Network origins connect
 /// lazily: opening never blocks, the first call does.
+///
+/// A URL built by hand rather than by [`OriginUrl::parse`] is refused as `parse` would refuse
+/// it when it holds a password: the scanner stores the URL of what it opened.
 pub fn open(url: &OriginUrl) -> Result<Arc<dyn Origin>> {
+    if let Some(part) = url.part_with_password() {
+        return Err(OriginError::BadUrl {
+            url: redact_url(&url.to_string()),
+            reason: format!("its {part} holds a password, which is never stored or shown"),
+        });
+    }
     Ok(match url {
         OriginUrl::Local(_) => Arc::new(LocalOrigin::new(url.clone())),
         OriginUrl::Sftp { .. } => Arc::new(SftpOrigin::new(url.clone())?),

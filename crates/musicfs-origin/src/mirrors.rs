@@ -6,7 +6,7 @@
 //! A file is read only from mirrors whose copy has the size the DB knows: a mirror holding
 //! another version of it is skipped for that file.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,19 @@ pub struct Mirror {
     failures: AtomicU32,
     /// Latest call latency (moving average), microseconds.
     latency_us: AtomicU64,
+    /// Set while a health check of this mirror runs. A check stuck on a dead NAS blocks its
+    /// thread in the kernel (D state, unkillable): without this, every interval would
+    /// abandon one more thread beside it.
+    checking: Arc<AtomicBool>,
+}
+
+/// Clears a mirror's `checking` when its check ends, however late (or if it never started).
+struct CheckInFlight(Arc<AtomicBool>);
+
+impl Drop for CheckInFlight {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Mirror {
@@ -56,6 +69,7 @@ impl Mirror {
             priority,
             failures: AtomicU32::new(0),
             latency_us: AtomicU64::new(0),
+            checking: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -106,11 +120,25 @@ impl MirrorSet {
         order
     }
 
-    /// Checks every mirror once (the periodic health check).
+    /// Checks every mirror once (the periodic health check). At most one check per mirror is
+    /// in flight: while the last one still hangs, none is started and the mirror counts as
+    /// failing again.
     pub fn check_all(&self) {
         for mirror in &self.mirrors {
+            if mirror.checking.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    "{}: health check: the previous one has not returned yet",
+                    mirror.origin.url()
+                );
+                mirror.failed();
+                continue;
+            }
+            let in_flight = CheckInFlight(mirror.checking.clone());
             let started = Instant::now();
-            match bounded(self.attempt_timeout, mirror.origin.clone(), |o| o.check()) {
+            match bounded(self.attempt_timeout, mirror.origin.clone(), move |o| {
+                let _in_flight = in_flight;
+                o.check()
+            }) {
                 Ok(_) => mirror.succeeded(started.elapsed()),
                 Err(err) => {
                     tracing::warn!("{}: health check failed: {err}", mirror.origin.url());
@@ -226,5 +254,87 @@ fn bounded<T: Send + 'static>(
             origin: url,
             cause: format!("no answer in {limit:?}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Entry, OriginUrl};
+    use std::sync::{Condvar, Mutex};
+
+    /// An origin whose health check blocks until released, as a stat on a dead NAS does.
+    struct StuckOrigin {
+        url: OriginUrl,
+        checks: AtomicU32,
+        released: Mutex<bool>,
+        release: Condvar,
+    }
+
+    impl StuckOrigin {
+        fn release(&self) {
+            *self.released.lock().unwrap() = true;
+            self.release.notify_all();
+        }
+    }
+
+    impl Origin for StuckOrigin {
+        fn url(&self) -> &OriginUrl {
+            &self.url
+        }
+        fn list(&self, _: &[u8]) -> Result<Vec<Entry>> {
+            Ok(Vec::new())
+        }
+        fn stat(&self, _: &[u8]) -> Result<Meta> {
+            Ok(Meta::default())
+        }
+        fn read_at(&self, _: &[u8], _: u64, _: usize) -> Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+        fn stat_root(&self) -> Result<bool> {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            let mut released = self.released.lock().unwrap();
+            while !*released {
+                released = self.release.wait(released).unwrap();
+            }
+            Ok(true)
+        }
+        fn bytes_fetched(&self) -> u64 {
+            0
+        }
+    }
+
+    /// A check that hangs across several intervals occupies one thread, not one per
+    /// interval; the mirror stays unhealthy meanwhile and is checked again once it returns.
+    #[test]
+    fn a_hung_health_check_is_not_started_again_until_it_returns() {
+        let origin = Arc::new(StuckOrigin {
+            url: OriginUrl::Local("/mnt/dead-nas".into()),
+            checks: AtomicU32::new(0),
+            released: Mutex::new(false),
+            release: Condvar::new(),
+        });
+        let set = MirrorSet::new(
+            vec![Mirror::new(origin.clone(), 1)],
+            Duration::from_millis(20),
+        );
+        for _ in 0..6 {
+            set.check_all();
+        }
+        assert_eq!(origin.checks.load(Ordering::SeqCst), 1, "checks started");
+        assert_eq!(set.mirrors[0].health(), Health::Unhealthy);
+
+        origin.release();
+        let started = Instant::now();
+        while set.mirrors[0].checking.load(Ordering::Acquire) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "check never ended"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        set.check_all();
+        assert_eq!(origin.checks.load(Ordering::SeqCst), 2);
+        assert_eq!(set.mirrors[0].health(), Health::Healthy);
     }
 }

@@ -97,9 +97,20 @@ impl SftpOrigin {
                     .unwrap_or(DEFAULT_SESSIONS)
                     .max(1),
                 fetched: AtomicU64::new(0),
+                idle_limit: session::IDLE_LIMIT,
             }),
             url,
         })
+    }
+
+    /// How long a pooled session may sit idle and still be reused (default 60 s): past it,
+    /// it is closed and the next call logs in anew. For links that drop idle connections
+    /// sooner, and for tests.
+    pub fn with_idle_limit(mut self, limit: Duration) -> SftpOrigin {
+        Arc::get_mut(&mut self.sessions)
+            .expect("set before the origin is used")
+            .idle_limit = limit;
+        self
     }
 
     fn unreachable(&self, cause: impl std::fmt::Display) -> OriginError {
@@ -157,24 +168,65 @@ impl SftpOrigin {
             sftp,
             closing: None,
             socket,
+            idle_since: None,
         })
     }
 
-    /// Runs `call` on a pooled session. A session whose call failed on the network (not with
-    /// an SFTP status such as "no such file") is closed rather than returned to the pool.
+    /// Runs `call` on a pooled session and returns the session with its result. A session
+    /// whose call failed on the network (not with an SFTP status such as "no such file") is
+    /// closed rather than returned to the pool.
+    ///
+    /// A session that sat in the pool may have died meanwhile (the server restarted, a NAT
+    /// or firewall dropped the connection): when its call fails on the network at once, the
+    /// other idle sessions are closed too and the call is made once more on a new login, so
+    /// a dead session costs the caller one retry, not an error. A call that failed by
+    /// waiting out the timeout is not retried: the server went silent, and the caller must
+    /// hear of it within one timeout.
+    fn on_session<T>(
+        &self,
+        rel: &[u8],
+        mut call: impl FnMut(&mut Conn) -> std::result::Result<T, ssh2::Error>,
+    ) -> Result<(Conn, T)> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.checkout()?;
+            let pooled = conn.idle_since.is_some();
+            let started = std::time::Instant::now();
+            match call(&mut conn) {
+                Ok(value) => return Ok((conn, value)),
+                Err(err) => {
+                    let broken = is_network(&err);
+                    self.sessions.give_back(conn, broken);
+                    if broken && pooled && !retried && started.elapsed() < self.timeout / 2 {
+                        tracing::debug!(
+                            "{}: a pooled SFTP session was dead ({}); logging in anew",
+                            self.display,
+                            err.message()
+                        );
+                        self.sessions.drop_idle();
+                        retried = true;
+                        continue;
+                    }
+                    return Err(self.error(rel, err));
+                }
+            }
+        }
+    }
+
+    /// Runs `call` on a pooled session (see [`SftpOrigin::on_session`]), then gives it back.
     fn with_sftp<T>(
         &self,
         rel: &[u8],
-        call: impl FnOnce(&mut Conn, &Path) -> std::result::Result<T, ssh2::Error>,
+        call: impl Fn(&mut Conn, &Path) -> std::result::Result<T, ssh2::Error>,
     ) -> Result<T> {
-        let mut conn = self.checkout()?;
-        let result = call(&mut conn, &self.path(rel)).and_then(|value| {
+        let path = self.path(rel);
+        let (conn, value) = self.on_session(rel, |conn| {
+            let value = call(conn, &path)?;
             conn.finish_close()?;
             Ok(value)
-        });
-        let broken = matches!(&result, Err(err) if is_network(err));
-        self.sessions.give_back(conn, broken);
-        result.map_err(|err| self.error(rel, err))
+        })?;
+        self.sessions.give_back(conn, false);
+        Ok(value)
     }
 
     /// The server path of `rel`, byte for byte: SFTP names are bytes, and a name that is not
@@ -272,25 +324,20 @@ impl Origin for SftpOrigin {
     }
 
     fn open(&self, rel: &[u8]) -> Result<Option<Box<dyn OpenFile>>> {
-        let mut conn = self.checkout()?;
-        match conn
-            .sftp
-            .open(self.path(rel))
-            .and_then(|file| conn.finish_close().map(|()| file))
-        {
-            Ok(file) => Ok(Some(Box::new(SftpFile {
-                sessions: self.sessions.clone(),
-                display: self.display.clone(),
-                rel: rel.to_vec(),
-                file: Some(file),
-                conn: Some(conn),
-                broken: false,
-            }))),
-            Err(err) => {
-                self.sessions.give_back(conn, is_network(&err));
-                Err(self.error(rel, err))
-            }
-        }
+        let path = self.path(rel);
+        let (conn, file) = self.on_session(rel, |conn| {
+            let file = conn.sftp.open(&path)?;
+            conn.finish_close()?;
+            Ok(file)
+        })?;
+        Ok(Some(Box::new(SftpFile {
+            sessions: self.sessions.clone(),
+            display: self.display.clone(),
+            rel: rel.to_vec(),
+            file: Some(file),
+            conn: Some(conn),
+            broken: false,
+        })))
     }
 
     fn stat_root(&self) -> Result<bool> {

@@ -16,6 +16,10 @@ pub(super) struct Conn {
     pub(super) closing: Option<ssh2::File>,
     /// The session's socket, to cut it when the session is given up (see [`Conn::abandon`]).
     pub(super) socket: std::net::TcpStream,
+    /// When it was last given back to the pool; `None` for a session fresh from its login.
+    /// A session idle for long may have died unnoticed (a NAT forgot it, the server
+    /// restarted): such a one is closed rather than reused, and its first failure retried.
+    pub(super) idle_since: Option<Instant>,
 }
 
 /// libssh2's "would block" and "end of the listing" codes.
@@ -109,7 +113,15 @@ pub(super) struct Sessions {
     pub(super) freed: Condvar,
     pub(super) max: usize,
     pub(super) fetched: AtomicU64,
+    /// Sessions idle longer than this are closed instead of reused (see [`IDLE_LIMIT`]).
+    pub(super) idle_limit: Duration,
 }
+
+/// How long a pooled session may sit idle and still be reused. NAT gateways and firewalls
+/// forget idle TCP connections after a few minutes (some after one): a session reused past
+/// that would send into the void and wait out the whole call timeout. A new login costs a
+/// few round trips.
+pub(super) const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Sessions set up at once. sshd drops unauthenticated connections beyond `MaxStartups`
 /// (10 by default, at random from there): a burst of logins would be refused.
@@ -129,6 +141,7 @@ pub(super) enum Taken {
 
 impl Sessions {
     pub(super) fn take(&self) -> Taken {
+        self.expire_idle();
         let mut pool = self.pool.lock().unwrap();
         let mut waited = Duration::ZERO;
         loop {
@@ -178,14 +191,54 @@ impl Sessions {
     }
 
     /// Returns a session after a call; one that failed on the network is closed instead.
-    pub(super) fn give_back(&self, conn: Conn, broken: bool) {
+    pub(super) fn give_back(&self, mut conn: Conn, broken: bool) {
         if broken {
             // Outside the pool's lock: freeing a session is never instant.
             conn.abandon();
             self.pool.lock().unwrap().open -= 1;
         } else {
+            conn.idle_since = Some(Instant::now());
             self.pool.lock().unwrap().idle.push(conn);
         }
         self.freed.notify_one();
+    }
+
+    /// Closes the idle sessions given back more than `idle_limit` ago. Sessions are given
+    /// back in time order and taken from the end, so those are a prefix of `idle`.
+    fn expire_idle(&self) {
+        let expired: Vec<Conn> = {
+            let mut pool = self.pool.lock().unwrap();
+            let stale = pool
+                .idle
+                .iter()
+                .take_while(|c| c.idle_since.is_some_and(|t| t.elapsed() >= self.idle_limit))
+                .count();
+            if stale == 0 {
+                return;
+            }
+            pool.open -= stale;
+            pool.idle.drain(..stale).collect()
+        };
+        tracing::debug!("closing {} SFTP sessions idle too long", expired.len());
+        // Never a goodbye on a session that may be dead: it would wait out the timeout.
+        for conn in expired {
+            conn.abandon();
+        }
+        self.freed.notify_all();
+    }
+
+    /// Closes every idle session: one of them was found dead after sitting in the pool, and
+    /// those idle as long (a server restart, a NAT that forgot them) are likely dead too.
+    pub(super) fn drop_idle(&self) {
+        let idle: Vec<Conn> = {
+            let mut pool = self.pool.lock().unwrap();
+            let idle = std::mem::take(&mut pool.idle);
+            pool.open -= idle.len();
+            idle
+        };
+        for conn in idle {
+            conn.abandon();
+        }
+        self.freed.notify_all();
     }
 }
