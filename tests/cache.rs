@@ -653,6 +653,51 @@ for p in sys.argv[1:]:
     assert_consistent(&db);
 }
 
+/// A file replaced on the server by a re-rip (no audio in common with the cached version,
+/// another size) on a slow link (80 ms round trips): the first open after the rescan reads
+/// it byte for byte, costing little more than the file on the wire (the delta's plan gives
+/// up after reading its head and tail, and the file is fetched as usual).
+#[test]
+fn a_replaced_file_opens_at_once_and_costs_about_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("music");
+    let path = root.join("Re-rip").join("track.flac");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    if musicfs_tests::ffmpeg_encode(&path, 90, &["-c:a", "flac"]).is_none() {
+        return;
+    }
+    let Some((_sshd, proxy, scan)) = served(dir.path(), &root) else {
+        return;
+    };
+    let (db, mnt) = (dir.path().join("lib.db"), dir.path().join("mnt"));
+    let mounted = cached_mount(&db, &mnt, dir.path().join("chunks"), false);
+    let rel = "Re-rip/track.flac";
+    assert!(std::fs::read(track(&db, &mnt, rel).0).unwrap() == std::fs::read(&path).unwrap());
+    mounted.unmount().unwrap();
+
+    let rerip = dir.path().join("rerip.flac");
+    musicfs_tests::ffmpeg_encode(&rerip, 91, &["-c:a", "flac"]).unwrap();
+    std::fs::rename(&rerip, &path).unwrap();
+    let rescan = musicfs_scan::scan(&scan).unwrap();
+    assert_eq!(rescan.changed, 1, "{rescan:?}");
+    proxy.set_delay(Duration::from_millis(40));
+    let mounted = cached_mount(&db, &mnt, dir.path().join("chunks"), false);
+    let want = std::fs::read(&path).unwrap();
+    let before = proxy.bytes().0;
+    let started = Instant::now();
+    let got = std::fs::read(track(&db, &mnt, rel).0).unwrap();
+    let fetched = proxy.bytes().0 - before;
+    assert!(got == want, "other bytes");
+    let ratio = fetched as f64 / want.len() as f64;
+    eprintln!(
+        "replaced {} bytes at 80 ms RTT: fetched {fetched} ({ratio:.3}x) in {:.1?}",
+        want.len(),
+        started.elapsed()
+    );
+    assert!(ratio <= 1.05, "fetched {fetched} for {} bytes", want.len());
+    mounted.unmount().unwrap();
+}
+
 /// An album played in order: once a track has really started, the start of the next one is
 /// fetched into the cache, so the track change reads (almost) nothing from the server. A
 /// track played out of order prefetches nothing.
