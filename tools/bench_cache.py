@@ -244,6 +244,78 @@ def bench_delta(srv, bins, work, sizes, corpus):
     proxy.kill()
     return rows
 
+MUTAGEN_RETAG = r"""
+import base64, os, sys
+from mutagen.mp4 import MP4, MP4Cover
+from mutagen.id3 import ID3, TIT2, APIC
+from mutagen.apev2 import APEv2
+from mutagen.flac import FLAC, Picture
+from mutagen.oggvorbis import OggVorbis
+cover = b"\xff\xd8\xff\xe0" + os.urandom(150000)
+title = "A Title Retagged By Mutagen, Longer Than Before"
+pic = Picture()
+pic.type, pic.mime, pic.data = 3, "image/jpeg", cover
+for p in sys.argv[1:]:
+    if p.endswith(".m4a"):
+        f = MP4(p); f["\xa9nam"] = [title]; f["covr"] = [MP4Cover(cover, MP4Cover.FORMAT_JPEG)]; f.save()
+    elif p.endswith(".mp3"):
+        t = ID3(p); t.add(TIT2(encoding=3, text=title)); t.add(APIC(encoding=3, mime="image/jpeg", type=3, desc="", data=cover)); t.save(p)
+        a = APEv2(); a["Title"] = title; a["Cover Art (Front)"] = cover[:20000]; a.save(p)
+    elif p.endswith(".flac"):
+        f = FLAC(p); f["title"] = title; f.add_picture(pic); f.save()
+    elif p.endswith(".ogg"):
+        f = OggVorbis(p); f["title"] = title; f["metadata_block_picture"] = [base64.b64encode(pic.write()).decode()]; f.save()
+"""
+
+
+def bench_delta_real(srv, bins, work):
+    """Bytes fetched on the wire to play again files as ffmpeg writes them, re-tagged by
+    mutagen (Picard's and beets' library) with a new title and a 150 KB cover; the MP3 also
+    gets an APEv2 tag, so both of its ends change. Needs ffmpeg and mutagen."""
+    lib = work / "delta-real"
+    root = lib / "music"
+    shutil.rmtree(lib, ignore_errors=True)
+    noise = "anoisesrc=d={}:c=pink:a=0.3"
+    specs = [("m4a moov-last (ffmpeg default)", "moov-last.m4a", 190, ["-c:a", "aac", "-b:a", "128k"]),
+             ("m4a moov-first (faststart)", "moov-first.m4a", 190,
+              ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart"]),
+             ("mp3 ID3v2 + APEv2 (both ends)", "both-ends.mp3", 190, ["-c:a", "libmp3lame", "-b:a", "128k"]),
+             ("flac", "frames.flac", 30, ["-c:a", "flac"]),
+             ("ogg vorbis", "pages.ogg", 190, ["-c:a", "libvorbis", "-b:a", "192k"])]
+    files = []
+    for fmt, name, seconds, args in specs:
+        path = root / "Real Tools" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        noise.format(seconds), "-ac", "2", *args, str(path)], check=True)
+        files.append((fmt, path))
+    proxy, port = srv.proxy(srv.ssh_port, 20)
+    db, cache, mnt = lib / "lib.db", lib / "chunks", lib / "mnt"
+    url = srv.sftp_url(port, root)
+    scan(bins, db, url)
+    proc = mount(bins, db, mnt, cache, "--no-prefetch")
+    for _, path in files:
+        read_all(mnt / vpaths(db, root)[path])
+    unmount(proc, mnt)
+    subprocess.run([sys.executable, "-c", MUTAGEN_RETAG, *[str(p) for _, p in files]], check=True)
+    rescan(bins, db, url)
+    proc = mount(bins, db, mnt, cache, "--no-prefetch")
+    where = vpaths(db, root)
+    rows = []
+    for fmt, path in files:
+        before = srv.wire_down(port)
+        got = (mnt / where[path]).read_bytes()
+        fetched = srv.wire_down(port) - before
+        real = path.stat().st_size
+        if got != path.read_bytes():
+            raise SystemExit(f"{fmt}: the mount served other bytes than the file's")
+        rows.append({"format": fmt, "size_mb": real / 1e6, "edit": "mutagen title + cover",
+                     "fetched_kb": fetched / 1e3, "share": fetched / real})
+        print(f"delta: {rows[-1]}", file=sys.stderr)
+    unmount(proc, mnt)
+    proxy.kill()
+    return rows
+
 
 def bench_prefetch(srv, bins, work, tracks, track_bytes, rtt, rate):
     """Replayed plays on a slow origin, with and without prefetch."""
@@ -454,6 +526,7 @@ def main():
             r["delta"] = bench_delta(srv, bins, work,
                                      [3 * MiB] if args.smoke else [3 * MiB, 30 * MiB],
                                      Path(args.corpus))
+            r["delta"] += bench_delta_real(srv, bins, work)
         if "prefetch" in parts:
             r["prefetch"] = bench_prefetch(srv, bins, work, 3 if args.smoke else 8,
                                            (1 if args.smoke else 3) * MiB, 40, 8 * MiB)
