@@ -20,7 +20,10 @@ struct State {
     corrupt_at: AtomicU64,
     down: AtomicU64,
     up: AtomicU64,
-    connections: Mutex<Vec<TcpStream>>,
+    /// Both sockets of every open connection, by connection number (for `reset_all`); a
+    /// connection's are dropped once both directions have ended, so a long run does not
+    /// run out of file descriptors.
+    connections: Mutex<std::collections::HashMap<u64, [TcpStream; 2]>>,
     /// Client connections accepted so far.
     accepted: AtomicU64,
     closed: AtomicBool,
@@ -46,19 +49,40 @@ impl FaultProxy {
                     if shared.closed.load(Ordering::Relaxed) {
                         break;
                     }
-                    let Ok(client) = client else { continue };
-                    shared.accepted.fetch_add(1, Ordering::Relaxed);
-                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                        let _ = client.shutdown(Shutdown::Both);
-                        continue;
+                    let client = match client {
+                        Ok(client) => client,
+                        Err(err) => {
+                            // Loud: a proxy that stops forwarding silently hangs its clients.
+                            eprintln!("fault proxy: accept failed: {err}");
+                            std::thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
+                    };
+                    let id = shared.accepted.fetch_add(1, Ordering::Relaxed);
+                    let server = match TcpStream::connect(("127.0.0.1", target)) {
+                        Ok(server) => server,
+                        Err(err) => {
+                            eprintln!("fault proxy: cannot reach port {target}: {err}");
+                            let _ = client.shutdown(Shutdown::Both);
+                            continue;
+                        }
                     };
                     let _ = client.set_nodelay(true);
                     let _ = server.set_nodelay(true);
-                    if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
-                        shared.connections.lock().unwrap().extend([c, s]);
+                    match (client.try_clone(), server.try_clone()) {
+                        (Ok(c), Ok(s)) => {
+                            shared.connections.lock().unwrap().insert(id, [c, s]);
+                        }
+                        (Err(err), _) | (_, Err(err)) => {
+                            eprintln!("fault proxy: dropping a connection: {err}");
+                            let _ = client.shutdown(Shutdown::Both);
+                            let _ = server.shutdown(Shutdown::Both);
+                            continue;
+                        }
                     }
-                    pump(&shared, &client, &server, false);
-                    pump(&shared, &server, &client, true);
+                    let open = Arc::new(std::sync::atomic::AtomicU8::new(2));
+                    pump(&shared, &client, &server, false, (id, open.clone()));
+                    pump(&shared, &server, &client, true, (id, open));
                 }
             })?;
         Ok(FaultProxy { port, state })
@@ -80,8 +104,10 @@ impl FaultProxy {
 
     /// Resets every open connection (new ones are accepted).
     pub fn reset_all(&self) {
-        for conn in self.state.connections.lock().unwrap().drain(..) {
-            let _ = conn.shutdown(Shutdown::Both);
+        for (_, pair) in self.state.connections.lock().unwrap().drain() {
+            for conn in pair {
+                let _ = conn.shutdown(Shutdown::Both);
+            }
         }
     }
 
@@ -94,6 +120,11 @@ impl FaultProxy {
     /// Client connections accepted so far (each SSH session is one).
     pub fn connections(&self) -> u64 {
         self.state.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now (both directions not yet ended).
+    pub fn open_connections(&self) -> usize {
+        self.state.connections.lock().unwrap().len()
     }
 
     /// Bytes forwarded server to client, and client to server.
@@ -115,8 +146,18 @@ impl Drop for FaultProxy {
 
 /// Forwards `from` to `to` with the proxy's faults: a reader thread stamps each chunk with
 /// its due time, a writer thread delivers it then (so latency does not cut throughput).
-fn pump(state: &Arc<State>, from: &TcpStream, to: &TcpStream, downstream: bool) {
+/// `conn`: the connection's number and its directions still open; the last one to end
+/// forgets the connection's sockets.
+fn pump(
+    state: &Arc<State>,
+    from: &TcpStream,
+    to: &TcpStream,
+    downstream: bool,
+    conn: (u64, Arc<std::sync::atomic::AtomicU8>),
+) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        eprintln!("fault proxy: cannot clone a socket: out of file descriptors?");
+        state.connections.lock().unwrap().remove(&conn.0);
         return;
     };
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
@@ -163,5 +204,56 @@ fn pump(state: &Arc<State>, from: &TcpStream, to: &TcpStream, downstream: bool) 
             }
         }
         let _ = to.shutdown(Shutdown::Write);
+        if conn.1.fetch_sub(1, Ordering::AcqRel) == 1 {
+            state.connections.lock().unwrap().remove(&conn.0);
+        }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    #[test]
+    fn closed_connections_free_their_sockets() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in server.incoming() {
+                let mut conn = conn.unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16];
+                    while let Ok(n) = conn.read(&mut buf) {
+                        if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let proxy = FaultProxy::start(port).unwrap();
+        let before = open_fds();
+        for _ in 0..300 {
+            let mut c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+            c.write_all(b"ping").unwrap();
+            let mut back = [0u8; 4];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"ping");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proxy.open_connections() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(proxy.open_connections(), 0, "closed connections kept");
+        // 300 connections kept would hold 1200 descriptors (two clones per socket pair).
+        assert!(
+            open_fds() < before + 50,
+            "{} descriptors open, {before} before",
+            open_fds()
+        );
+    }
 }
