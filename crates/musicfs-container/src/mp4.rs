@@ -21,7 +21,7 @@ pub(crate) fn payload(size: u64, read: &mut dyn ReadAt) -> Option<Payload> {
         } else if len == 0 {
             len = size - at;
         }
-        if len < header || at + len > size {
+        if len < header || len > size - at {
             return None;
         }
         if &h[4..8] == b"mdat" {

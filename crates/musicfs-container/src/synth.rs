@@ -349,6 +349,11 @@ mod tests {
         let (mut m4a, _) = file(Layout::M4aMoovLast, &audio, &tags);
         m4a.extend_from_slice(&[0, 0, 0, 9, b'm', b'd', b'a', b't', 0]);
         assert_eq!(crate::payload(m4a.len() as u64, &mut &m4a[..]), None);
+        // A 64-bit box size near u64::MAX (no overflow, no payload).
+        let mut huge = b"\0\0\0\x10ftypM4A \0\0\0\0\0\0\0\x01mdat".to_vec();
+        huge.extend_from_slice(&[0xff; 8]);
+        huge.extend_from_slice(&[0; 64]);
+        assert_eq!(crate::payload(huge.len() as u64, &mut &huge[..]), None);
         // A box running past the end.
         let (mut m4a, _) = file(Layout::M4aMoovLast, &audio, &tags);
         m4a.truncate(m4a.len() - 1);
@@ -369,5 +374,39 @@ mod tests {
         // Not audio.
         let text = b"hello, this is not audio at all".to_vec();
         assert_eq!(crate::payload(text.len() as u64, &mut &text[..]), None);
+    }
+
+    #[test]
+    fn damaged_files_never_panic_and_never_claim_past_their_end() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let audio: Vec<u8> = (0..30_000).map(|_| next() as u8).collect();
+        for case in 0..5000 {
+            let layout = LAYOUTS[case % LAYOUTS.len()];
+            let tags = Tags {
+                title: b"title".to_vec(),
+                cover: (next() % 5000) as usize,
+                padding: 16,
+            };
+            let (mut bytes, _) = file(layout, &audio, &tags);
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            if next() % 3 == 0 {
+                bytes.truncate((next() % bytes.len() as u64) as usize);
+            }
+            if let Some(p) = crate::payload(bytes.len() as u64, &mut &bytes[..]) {
+                assert!(
+                    p.end() <= bytes.len() as u64,
+                    "case {case}: {layout:?}: {p:?}"
+                );
+            }
+        }
     }
 }
