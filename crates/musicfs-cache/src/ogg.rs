@@ -22,7 +22,9 @@ impl Renumbering {
     /// The renumbering of the old audio pages from `old_start` (where `old` says they begin)
     /// to the end of a file of `old_size` bytes, for a new version whose audio is `new`.
     /// None unless every one of them is a page of the same single stream (one serial, no
-    /// second stream starting) ending exactly at the end of the file.
+    /// second stream starting, no end of stream before the last page), numbered without a
+    /// gap (a tagger renumbers pages one by one: one shift holds for all only then), ending
+    /// exactly at the end of the file.
     pub(crate) fn new(
         old_start: u64,
         old_size: u64,
@@ -41,11 +43,14 @@ impl Renumbering {
             if page.serial != old.serial || page.flags & 0x02 != 0 {
                 return None;
             }
-            if pages.is_empty() && page.seq != old.first_seq {
+            if page.seq != old.first_seq.wrapping_add(pages.len() as u32) {
                 return None;
             }
             pages.push(at);
             at += page.len as u64;
+            if page.flags & 0x04 != 0 && at != old_size {
+                return None;
+            }
         }
         (at == old_size).then_some(Renumbering {
             pages,
@@ -77,6 +82,9 @@ impl Renumbering {
                 continue;
             }
             let mut bytes = read_old(page, len)?;
+            if bytes.len() != len {
+                return None;
+            }
             let seq = u32::from_le_bytes(bytes[18..22].try_into().ok()?).wrapping_add(self.delta);
             bytes[18..22].copy_from_slice(&seq.to_le_bytes());
             bytes[22..26].fill(0);

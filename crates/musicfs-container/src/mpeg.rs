@@ -14,7 +14,8 @@ pub(crate) fn skip_id3v2(size: u64, read: &mut dyn ReadAt) -> Option<u64> {
             return None;
         }
         let len = h[6..10].iter().fold(0u64, |n, &b| n << 7 | b as u64);
-        let footer = if h[5] & 0x10 != 0 { 10 } else { 0 };
+        // Only ID3v2.4 has a footer (the flag means nothing in earlier versions).
+        let footer = if h[3] == 4 && h[5] & 0x10 != 0 { 10 } else { 0 };
         at += 10 + len + footer;
         if at > size {
             return None;

@@ -367,6 +367,27 @@ mod tests {
         let footer = mp3.len() - 128 - 32;
         mp3[footer + 12..footer + 16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(crate::payload(mp3.len() as u64, &mut &mp3[..]), None);
+        // Tags at the tail that are not parsed: an appended ID3v2.4 tag (footer "3DI"),
+        // Lyrics3v1, an extended ID3v1 ("TAG+" before "TAG").
+        for tail in [
+            &b"3DI\x04\0\x10\0\0\0\x10"[..],
+            b"LYRICSBEGINla la LYRICSEND",
+        ] {
+            let (mut mp3, _) = file(Layout::Mp3, &audio, &tags);
+            mp3.extend_from_slice(tail);
+            assert_eq!(
+                crate::payload(mp3.len() as u64, &mut &mp3[..]),
+                None,
+                "{tail:?}"
+            );
+        }
+        let (mut mp3, _) = file(Layout::Mp3, &audio, &tags);
+        let mut plus = b"TAG+".to_vec();
+        plus.resize(227, b' ');
+        mp3.extend_from_slice(&plus);
+        mp3.extend_from_slice(b"TAG");
+        mp3.resize(mp3.len() + 125, 0);
+        assert_eq!(crate::payload(mp3.len() as u64, &mut &mp3[..]), None);
         // An unknown Ogg codec.
         let (mut ogg, _) = file(Layout::OggOpus, &audio, &tags);
         ogg[28] = b'X';

@@ -1,5 +1,7 @@
 //! Tags after the audio (ID3v1, APEv2, Lyrics3v2), in any order and number: the end of the
-//! payload is the end of the file without them.
+//! payload is the end of the file without them. A tail tag this does not parse (an appended
+//! ID3v2.4 tag, Lyrics3v1, ID3v1's extended `TAG+`) gives None: its bytes would otherwise be
+//! taken for audio.
 
 use crate::{ReadAt, le32};
 
@@ -42,7 +44,14 @@ pub(crate) fn payload_end(size: u64, floor: u64, read: &mut dyn ReadAt) -> Optio
         }
         if back == 128 && &tail[..3] == b"TAG" {
             end -= 128;
+            if end >= floor + 227 && read.read_at(end - 227, 4)? == b"TAG+" {
+                return None;
+            }
             continue;
+        }
+        if &tail[back - 9..] == b"LYRICSEND" || (back >= 10 && &tail[back - 10..back - 7] == b"3DI")
+        {
+            return None;
         }
         return Some(end);
     }
