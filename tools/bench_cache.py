@@ -244,28 +244,6 @@ def bench_delta(srv, bins, work, sizes, corpus):
     proxy.kill()
     return rows
 
-MUTAGEN_RETAG = r"""
-import base64, os, sys
-from mutagen.mp4 import MP4, MP4Cover
-from mutagen.id3 import ID3, TIT2, APIC
-from mutagen.apev2 import APEv2
-from mutagen.flac import FLAC, Picture
-from mutagen.oggvorbis import OggVorbis
-cover = b"\xff\xd8\xff\xe0" + os.urandom(150000)
-title = "A Title Retagged By Mutagen, Longer Than Before"
-pic = Picture()
-pic.type, pic.mime, pic.data = 3, "image/jpeg", cover
-for p in sys.argv[1:]:
-    if p.endswith(".m4a"):
-        f = MP4(p); f["\xa9nam"] = [title]; f["covr"] = [MP4Cover(cover, MP4Cover.FORMAT_JPEG)]; f.save()
-    elif p.endswith(".mp3"):
-        t = ID3(p); t.add(TIT2(encoding=3, text=title)); t.add(APIC(encoding=3, mime="image/jpeg", type=3, desc="", data=cover)); t.save(p)
-        a = APEv2(); a["Title"] = title; a["Cover Art (Front)"] = cover[:20000]; a.save(p)
-    elif p.endswith(".flac"):
-        f = FLAC(p); f["title"] = title; f.add_picture(pic); f.save()
-    elif p.endswith(".ogg"):
-        f = OggVorbis(p); f["title"] = title; f["metadata_block_picture"] = [base64.b64encode(pic.write()).decode()]; f.save()
-"""
 
 
 def bench_delta_real(srv, bins, work):
@@ -297,7 +275,8 @@ def bench_delta_real(srv, bins, work):
     for _, path in files:
         read_all(mnt / vpaths(db, root)[path])
     unmount(proc, mnt)
-    subprocess.run([sys.executable, "-c", MUTAGEN_RETAG, *[str(p) for _, p in files]], check=True)
+    subprocess.run([sys.executable, str(ROOT / "tools" / "mutagen_retag.py"), *[str(p) for _, p in files]],
+                   check=True)
     rescan(bins, db, url)
     proc = mount(bins, db, mnt, cache, "--no-prefetch")
     where = vpaths(db, root)
